@@ -1,0 +1,26 @@
+"""microtensor: exact reverse-mode autodiff on NumPy, and the recurrent models built on it."""
+import numpy as np
+
+from .autograd import enable_grad, is_grad_enabled, name_scope, no_grad
+from .creation import (arange, full, generator, get_rng_state, manual_seed, ones, ones_like,
+                       rand, randn, set_rng_state, tensor, zeros, zeros_like)
+from .errors import (CheckpointError, DTypeError, GradcheckError, GraphError, MicrotensorError,
+                     ShapeError)
+from .functions import (abs, broadcast_to, clip, concat, exp, expand_dims, flatten, log,
+                        matmul, max, maximum, mean, min, minimum, relu, reshape, sigmoid, split,
+                        sqrt, squeeze, stack, sum, tanh, transpose, where)
+from .tensor import Tensor, grad
+from .testing import gradcheck
+from . import functional  # noqa: E402
+
+float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
+
+
+def __getattr__(name):
+    """nn, optim and viz load on first use, so `import microtensor` needs only NumPy."""
+    import importlib
+    if name in ("nn", "optim", "viz"):
+        return importlib.import_module(f".{name}", __name__)
+    if name in ("save", "load"):
+        return getattr(importlib.import_module(".serialization", __name__), name)
+    raise AttributeError(f"module 'microtensor' has no attribute {name!r}")

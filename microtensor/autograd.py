@@ -1,0 +1,260 @@
+"""Grad mode, name scopes, the Op base class and the iterative backward engine."""
+import contextlib
+import functools
+import itertools
+import threading
+from heapq import heappop, heappush
+
+import numpy as np
+
+from .broadcast import unbroadcast
+from .errors import GraphError
+
+
+class _State(threading.local):
+    """Per-thread switches read by every op: record a graph or not, and the current name scope."""
+    enabled = True
+    scope = None
+
+
+_state = _State()
+
+
+class _GradMode:
+    """Sets grad mode for a `with` block; also usable as a decorator."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev = _state.enabled
+        _state.enabled = self.enabled
+
+    def __exit__(self, *exc):
+        _state.enabled = self.prev
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _GradMode(self.enabled):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def no_grad():
+    """Record no graph inside the block (context manager or decorator), as torch.no_grad."""
+    return _GradMode(False)
+
+
+def enable_grad():
+    """Record the graph inside the block even within no_grad()."""
+    return _GradMode(True)
+
+
+def is_grad_enabled():
+    return _state.enabled
+
+
+@contextlib.contextmanager
+def name_scope(name):
+    """Mark every op made inside the block with `name` (nested scopes join with '/').
+
+    The recurrent unroller marks time step t with "t=3"; the renderer clusters by these marks.
+    """
+    prev = _state.scope
+    _state.scope = name if prev is None else f"{prev}/{name}"
+    try:
+        yield
+    finally:
+        _state.scope = prev
+
+
+class Op:
+    """One differentiable operation: `forward` and `backward` side by side, on plain ndarrays.
+
+    forward(*arrays, **attrs) -> (out, saved): `saved` is all backward needs.
+    backward(ctx, g) -> one gradient per input (None where not needed), in the output's
+    broadcast shape; the engine reduces it to each input's shape. `ctx` is the output
+    tensor: ctx.saved, ctx.data (the result) and ctx.parents (the input tensors).
+    """
+    name = None
+    broadcasts = False     # True: gradients may come in the output's broadcast shape, or as
+                           # a Scatter, and the engine brings them to each input's shape
+
+    @staticmethod
+    def forward(*arrays, **attrs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, g):
+        raise NotImplementedError
+
+    @staticmethod
+    def shape_error(*shapes, **attrs):
+        """A message for inputs whose shapes don't fit, or None for the generic one."""
+        return None
+
+
+REGISTRY = {}
+
+
+def register(op):
+    """Add a differentiable op to the registry the gradient tests iterate over."""
+    assert op.name and op.name not in REGISTRY, op
+    REGISTRY[op.name] = op
+    return op
+
+
+class Scatter:
+    """A sparse gradient: `values` belong at `index` of an otherwise-zero array.
+
+    Indexing ops return it so that x[t] taken at every step of a T-step loop costs O(T) in
+    backward, not O(T²): the engine adds it into the parent's one gradient buffer.
+    """
+    __slots__ = ("index", "values", "repeats")
+
+    def __init__(self, index, values, repeats):
+        self.index, self.values, self.repeats = index, values, repeats
+
+    def add_into(self, buf):
+        if self.repeats:
+            np.add.at(buf, self.index, self.values)   # integer arrays may name an element twice
+        else:
+            buf[self.index] += self.values
+        return buf
+
+
+RELEASED = object()    # stands in for an op's saved arrays once backward has freed them
+next_seq = itertools.count().__next__    # creation order: a consumer always outranks its inputs
+
+
+def _released_error(node, root_released):
+    where = f"'{node.op.name}'" + (f" (made in {node.scope})" if node.scope else "")
+    if root_released:
+        hint = ("Call backward(retain_graph=True) the first time if you need to backward "
+                "through the same graph twice.")
+    else:
+        hint = ("This part of the graph was built in an earlier step and freed by that step's "
+                "backward. If you carry a state across steps (an RNN's hidden state), "
+                "detach() it between steps; otherwise use backward(retain_graph=True).")
+    return GraphError(f"backward: the graph through op {where} has already been freed by "
+                      f"a previous backward() call. {hint}")
+
+
+def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads=False):
+    """Propagate root_grads from roots to every tensor that needs a gradient.
+
+    Tensors are taken in decreasing creation order (a max-heap on `seq`): every consumer of
+    a tensor was made after it, so when a tensor comes off the heap its gradient is complete
+    (no counting pass, no recursion). Pending gradients live in a dict keyed by seq and are
+    dropped once used. Leaves accumulate into .grad at the end, so an error part-way leaves
+    every .grad as it was; `capture` (a set of ids) asks for gradients back instead (mt.grad).
+    keep_grads=True stores every tensor's gradient in .grad (for drawing BPTT).
+    """
+    pending = {}           # seq -> gradient so far
+    nodes = {}             # seq -> tensor
+    owned = set()          # seqs whose pending gradient we allocated, so may add into in place
+    heap = []
+    for r, g in zip(roots, root_grads):
+        if r.seq in pending:
+            _accumulate(pending, owned, r, g, None)
+        else:
+            pending[r.seq] = g
+            nodes[r.seq] = r
+            heappush(heap, -r.seq)
+    root_released = any(r.saved is RELEASED for r in roots)
+    watch = capture is not None or keep_grads
+    finals = []            # (tensor, gradient) to store once the walk has succeeded
+    captured = {}
+    while heap:
+        s = -heappop(heap)
+        t = nodes.pop(s)
+        g = pending.pop(s)
+        op = t.op
+        if op is None or watch or t._meta is not None:
+            g = _visit(t, g, capture, captured, keep_grads, finals)
+            if op is None:
+                continue
+        if t.saved is RELEASED:
+            raise _released_error(t, root_released)
+        grads = op.backward(t, g)
+        if not retain_graph:
+            t.saved = RELEASED
+        shaped = op.broadcasts
+        for p, gp in zip(t.parents, grads):
+            if gp is None or not p.requires_grad:
+                continue
+            ps = p.seq
+            if ps in pending:                   # a later contribution: sum it in
+                _accumulate(pending, owned, p, gp, t)
+                continue
+            if shaped:                          # broadcast or scattered: give it p's shape
+                if type(gp) is Scatter:
+                    gp = gp.add_into(np.zeros(p.data.shape, dtype=p.data.dtype))
+                    owned.add(ps)
+                elif gp.shape != p.data.shape:
+                    gp = unbroadcast(gp, p.data.shape, t, p)
+            pending[ps] = gp                    # the first contribution is kept, not copied
+            nodes[ps] = p
+            heappush(heap, -ps)
+    for t, g in finals:
+        if t.op is None:
+            _accumulate_leaf(t, g)
+        else:
+            t.grad = g.copy()
+    return captured
+
+
+def _visit(t, g, capture, captured, keep_grads, finals):
+    """The rare per-tensor work: hooks, mt.grad's capture, retained and leaf gradients."""
+    meta = t._meta
+    if meta is not None and meta.hooks:
+        g = meta.run_hooks(g)
+    if capture is not None:
+        if id(t) in capture:
+            captured[id(t)] = g
+    elif keep_grads or t.op is None or (meta is not None and meta.retain):
+        finals.append((t, g))
+    return g
+
+
+def _accumulate(pending, owned, p, g, node):
+    """Sum a further gradient into p's pending one: allocate on the second contribution and
+    add in place after that, so no array the graph still uses is ever written to."""
+    ps = p.seq
+    prev = pending[ps]
+    if ps not in owned:
+        prev = prev.copy()
+        pending[ps] = prev
+        owned.add(ps)
+    if type(g) is Scatter:
+        g.add_into(prev)
+    else:
+        if g.shape != prev.shape:
+            g = unbroadcast(g, prev.shape, node, p)
+        prev += g
+
+
+def _accumulate_leaf(t, g):
+    """Leaves add into .grad in their own dtype, copying so .grad never aliases another array."""
+    if t.grad is None:
+        t.grad = np.array(g, dtype=t.data.dtype, copy=True)
+    else:
+        t.grad += g
+
+
+class TensorMeta:
+    """Rarely-used per-tensor extras (hooks, retain_grad, a name), kept off the hot path."""
+    __slots__ = ("hooks", "retain", "name")
+
+    def __init__(self):
+        self.hooks = []
+        self.retain = False
+        self.name = None
+
+    def run_hooks(self, g):
+        for fn in self.hooks:
+            r = fn(g)
+            if r is not None:
+                g = np.asarray(r)
+        return g

@@ -1,0 +1,33 @@
+"""The exception hierarchy: every error microtensor raises is a MicrotensorError."""
+
+
+class MicrotensorError(Exception):
+    """Base class of all microtensor errors."""
+
+
+class ShapeError(MicrotensorError, ValueError):
+    """Shapes that do not fit an op: broadcasting, matmul, reshape, a gradient's shape."""
+
+
+class DTypeError(MicrotensorError, TypeError):
+    """A dtype an op cannot take, such as an integer tensor asked to require grad."""
+
+
+class GraphError(MicrotensorError, RuntimeError):
+    """backward() asked of a graph that cannot give it (released, no grad, non-scalar root)."""
+
+
+class GradcheckError(MicrotensorError, AssertionError):
+    """Analytic and finite-difference gradients disagree."""
+
+
+class CheckpointError(MicrotensorError, ValueError):
+    """A checkpoint or state dict that cannot be saved or loaded as asked."""
+
+
+class IndexOutOfRange(MicrotensorError, IndexError):
+    """An index outside a tensor's shape."""
+
+
+class ArgumentError(MicrotensorError, TypeError):
+    """An argument of the wrong kind for an op."""

@@ -1,0 +1,113 @@
+"""Losses and activations with PyTorch's names: softmax, cross_entropy, linear, … (axis= as NumPy)."""
+import numpy as np
+
+from . import ops
+from .errors import ShapeError
+from .tensor import Tensor, apply, as_tensor
+
+
+def softmax(x, axis=-1):
+    """e^x / Σ e^x along axis, computed stably."""
+    return apply(ops.Softmax, as_tensor(x), axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    """x − logΣexp(x) along axis; finite for any finite x (logits of 1e4 included)."""
+    return apply(ops.LogSoftmax, as_tensor(x), axis=axis)
+
+
+def relu(x):
+    return as_tensor(x).relu()
+
+
+def tanh(x):
+    return as_tensor(x).tanh()
+
+
+def sigmoid(x):
+    return as_tensor(x).sigmoid()
+
+
+def linear(x, weight, bias=None):
+    """x @ weightᵀ + bias, weight of shape (out, in) as torch.nn.functional.linear."""
+    y = as_tensor(x) @ weight.T
+    return y if bias is None else y + bias
+
+
+def _reduce(loss, reduction, name):
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _targets(name, logp, targets):
+    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    n, c = logp.shape
+    if t.dtype.kind not in "iu":
+        raise ShapeError(f"{name}: targets must be integer class indices, got dtype {t.dtype}")
+    if t.shape != (n,):
+        raise ShapeError(f"{name}: input has shape {logp.shape} (N, C), so targets must have "
+                         f"shape ({n},); got {t.shape}")
+    if t.size and (t.min() < 0 or t.max() >= c):
+        bad = t[(t < 0) | (t >= c)][0]
+        raise ShapeError(f"{name}: target {bad} is out of range for {c} classes "
+                         f"(valid: 0 to {c - 1})")
+    return t
+
+
+def nll_loss(log_probs, targets, reduction="mean"):
+    """−log_probs[i, targets[i]], reduced; log_probs of shape (N, C), targets (N,)."""
+    log_probs = as_tensor(log_probs)
+    if log_probs.ndim != 2:
+        raise ShapeError(f"nll_loss: expected input of shape (N, C), got {log_probs.shape}")
+    t = _targets("nll_loss", log_probs, targets)
+    return _reduce(-log_probs[np.arange(len(t)), t], reduction, "nll_loss")
+
+
+def cross_entropy(logits, targets, reduction="mean"):
+    """Softmax cross-entropy of logits (N, C) against integer targets (N,)."""
+    logits = as_tensor(logits)
+    if logits.ndim != 2:
+        raise ShapeError(f"cross_entropy: expected logits of shape (N, C), got {logits.shape}; "
+                         f"reshape a sequence's (T, B, C) logits to (T*B, C)")
+    _targets("cross_entropy", logits, targets)
+    return nll_loss(log_softmax(logits, axis=-1), targets, reduction)
+
+
+def mse_loss(pred, target, reduction="mean"):
+    """(pred − target)², reduced; the shapes must match."""
+    pred = as_tensor(pred)
+    target = as_tensor(target, pred)
+    if pred.shape != target.shape:
+        raise ShapeError(f"mse_loss: pred has shape {pred.shape} but target has shape "
+                         f"{target.shape}; they must match")
+    d = pred - target
+    return _reduce(d * d, reduction, "mse_loss")
+
+
+def one_hot(indices, num_classes, dtype=np.float64):
+    """A (…, num_classes) tensor with 1 at each index (float64 by default, ready for matmul)."""
+    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if idx.dtype.kind not in "iu" or (idx.size and (idx.min() < 0 or idx.max() >= num_classes)):
+        raise ShapeError(f"one_hot: indices must be integers in [0, {num_classes}); "
+                         f"got dtype {idx.dtype}" + (f", range [{idx.min()}, {idx.max()}]"
+                                                     if idx.size and idx.dtype.kind in 'iu' else ""))
+    out = np.zeros(idx.shape + (num_classes,), dtype=dtype)
+    np.put_along_axis(out, idx[..., None], 1, axis=-1)
+    return Tensor(out)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1 − p) (inverted dropout)."""
+    from .creation import generator
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    x = as_tensor(x)
+    if not training or p == 0:
+        return x
+    mask = (generator().random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1 - p)
+    return x * mask

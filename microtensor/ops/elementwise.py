@@ -1,0 +1,303 @@
+"""Elementwise ops; NumPy broadcasts them, and the engine sums gradients back to each shape."""
+import numpy as np
+
+from ..autograd import Op, register
+
+
+def _broadcast_error(name):
+    def message(*shapes, **attrs):
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            shown = " and ".join(str(s) for s in shapes)
+            return f"{name}: cannot broadcast shapes {shown} (NumPy broadcasting rules)"
+        return None
+    return staticmethod(message)
+
+
+@register
+class Add(Op):
+    """a + b;  ∂a = g, ∂b = g"""
+    name = "add"
+    broadcasts = True
+    shape_error = _broadcast_error("add")
+
+    @staticmethod
+    def forward(a, b):
+        return a + b, None
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, g
+
+
+@register
+class Sub(Op):
+    """a − b;  ∂a = g, ∂b = −g"""
+    name = "sub"
+    broadcasts = True
+    shape_error = _broadcast_error("sub")
+
+    @staticmethod
+    def forward(a, b):
+        return a - b, None
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, (-g if ctx.parents[1].requires_grad else None)
+
+
+@register
+class Mul(Op):
+    """a · b;  ∂a = g·b, ∂b = g·a"""
+    name = "mul"
+    broadcasts = True
+    shape_error = _broadcast_error("mul")
+
+    @staticmethod
+    def forward(a, b):
+        return a * b, (a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        pa, pb = ctx.parents
+        return (g * b if pa.requires_grad else None), (g * a if pb.requires_grad else None)
+
+
+@register
+class Div(Op):
+    """a / b;  ∂a = g/b, ∂b = −g·y/b"""
+    name = "div"
+    broadcasts = True
+    shape_error = _broadcast_error("div")
+
+    @staticmethod
+    def forward(a, b):
+        return a / b, b
+
+    @staticmethod
+    def backward(ctx, g):
+        b = ctx.saved
+        ga = g / b
+        return ga, (-ga * ctx.data if ctx.parents[1].requires_grad else None)
+
+
+@register
+class Pow(Op):
+    """a ** b;  ∂a = g·b·a^(b−1), ∂b = g·y·ln a (only computed when b needs it)"""
+    name = "pow"
+    broadcasts = True
+    shape_error = _broadcast_error("pow")
+
+    @staticmethod
+    def forward(a, b):
+        return a ** b, (a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        pa, pb = ctx.parents
+        ga = g * b * a ** (b - 1) if pa.requires_grad else None
+        gb = g * ctx.data * np.log(a) if pb.requires_grad else None
+        return ga, gb
+
+
+@register
+class Maximum(Op):
+    """max(a, b) elementwise; at ties each input gets half the gradient (as torch.maximum)."""
+    name = "maximum"
+    broadcasts = True
+    shape_error = _broadcast_error("maximum")
+
+    @staticmethod
+    def forward(a, b):
+        return np.maximum(a, b), (a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        share = (a > b) + 0.5 * (a == b)
+        return g * share.astype(g.dtype), g * (1 - share).astype(g.dtype)
+
+
+@register
+class Minimum(Op):
+    """min(a, b) elementwise; at ties each input gets half the gradient (as torch.minimum)."""
+    name = "minimum"
+    broadcasts = True
+    shape_error = _broadcast_error("minimum")
+
+    @staticmethod
+    def forward(a, b):
+        return np.minimum(a, b), (a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        share = (a < b) + 0.5 * (a == b)
+        return g * share.astype(g.dtype), g * (1 - share).astype(g.dtype)
+
+
+@register
+class Where(Op):
+    """where(cond, a, b);  ∂a = g where cond, ∂b = g elsewhere (cond is not differentiable)"""
+    name = "where"
+    broadcasts = True
+    shape_error = _broadcast_error("where")
+
+    @staticmethod
+    def forward(a, b, cond):
+        return np.where(cond, a, b), cond
+
+    @staticmethod
+    def backward(ctx, g):
+        cond = ctx.saved
+        zero = np.zeros((), dtype=g.dtype)
+        return np.where(cond, g, zero), np.where(cond, zero, g)
+
+
+@register
+class Neg(Op):
+    """−a;  ∂a = −g"""
+    name = "neg"
+
+    @staticmethod
+    def forward(a):
+        return -a, None
+
+    @staticmethod
+    def backward(ctx, g):
+        return (-g,)
+
+
+@register
+class Exp(Op):
+    """eᵃ;  ∂a = g·y"""
+    name = "exp"
+
+    @staticmethod
+    def forward(a):
+        return np.exp(a), None
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g * ctx.data,)
+
+
+@register
+class Log(Op):
+    """ln a;  ∂a = g/a"""
+    name = "log"
+
+    @staticmethod
+    def forward(a):
+        return np.log(a), a
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g / ctx.saved,)
+
+
+@register
+class Tanh(Op):
+    """tanh a;  ∂a = g·(1 − y²)"""
+    name = "tanh"
+
+    @staticmethod
+    def forward(a):
+        return np.tanh(a), None
+
+    @staticmethod
+    def backward(ctx, g):
+        y = ctx.data
+        return (g * (1 - y * y),)
+
+
+@register
+class Sigmoid(Op):
+    """σ(a) = 1/(1 + e⁻ᵃ);  ∂a = g·y·(1 − y)"""
+    name = "sigmoid"
+
+    @staticmethod
+    def forward(a):
+        # e^−|a| never overflows; the two branches are the same function for a ≥ 0 and a < 0
+        e = np.exp(-np.abs(a))
+        return np.where(a >= 0, 1 / (1 + e), e / (1 + e)), None
+
+    @staticmethod
+    def backward(ctx, g):
+        y = ctx.data
+        return (g * y * (1 - y),)
+
+
+@register
+class Relu(Op):
+    """max(a, 0);  ∂a = g where a > 0 (the subgradient at 0 is 0, as in PyTorch)"""
+    name = "relu"
+
+    @staticmethod
+    def forward(a):
+        return np.maximum(a, 0), None
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g * (ctx.data > 0),)
+
+
+@register
+class Sqrt(Op):
+    """√a;  ∂a = g/(2y)"""
+    name = "sqrt"
+
+    @staticmethod
+    def forward(a):
+        return np.sqrt(a), None
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g / (2 * ctx.data),)
+
+
+@register
+class Abs(Op):
+    """|a|;  ∂a = g·sign(a) (0 at a = 0, as in PyTorch)"""
+    name = "abs"
+
+    @staticmethod
+    def forward(a):
+        return np.abs(a), a
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g * np.sign(ctx.saved),)
+
+
+@register
+class Clip(Op):
+    """clip(a, lo, hi);  ∂a = g where lo ≤ a ≤ hi (bounds inclusive, as torch.clamp)"""
+    name = "clip"
+
+    @staticmethod
+    def forward(a, lo=None, hi=None):
+        return np.clip(a, lo, hi), a
+
+    @staticmethod
+    def backward(ctx, g):
+        a = ctx.saved
+        y = ctx.data
+        return (g * (a == y),)
+
+
+@register
+class Cast(Op):
+    """a as another float dtype;  ∂a = g cast back to a's dtype"""
+    name = "cast"
+
+    @staticmethod
+    def forward(a, dtype):
+        return a.astype(dtype), a.dtype
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g.astype(ctx.saved),)

@@ -1,0 +1,423 @@
+"""Tensor: an ndarray that remembers the op that made it, and backward() through that graph."""
+import numpy as np
+
+from .autograd import TensorMeta, _state, next_seq, run_backward
+from .errors import ArgumentError, DTypeError, GraphError, IndexOutOfRange, ShapeError
+
+_new = object.__new__
+
+
+def apply(op, *parents, **attrs):
+    """Run op.forward on the parents' arrays; record the graph if any parent needs a gradient."""
+    try:
+        out, saved = op.forward(*[p.data for p in parents], **attrs)
+    except (ValueError, IndexError, TypeError) as e:
+        raise _op_error(op, parents, attrs, e) from e
+    t = _new(Tensor)
+    t.data = out
+    t.grad = t._meta = None
+    t.seq = next_seq()
+    if _state.enabled:
+        for p in parents:
+            if p.requires_grad:
+                t.requires_grad = True
+                t.op = op
+                t.parents = parents
+                t.saved = saved
+                t.scope = _state.scope
+                return t
+    t.requires_grad = False
+    t.op = t.parents = t.saved = t.scope = None
+    return t
+
+
+def _binary(op, a, b):
+    """apply() unrolled for two inputs: the +, −, ·, / of every recurrent step."""
+    try:
+        out, saved = op.forward(a.data, b.data)
+    except (ValueError, IndexError, TypeError) as e:
+        raise _op_error(op, (a, b), {}, e) from e
+    t = _new(Tensor)
+    t.data = out
+    t.grad = t._meta = None
+    t.seq = next_seq()
+    if (a.requires_grad or b.requires_grad) and _state.enabled:
+        t.requires_grad = True
+        t.op = op
+        t.parents = (a, b)
+        t.saved = saved
+        t.scope = _state.scope
+    else:
+        t.requires_grad = False
+        t.op = t.parents = t.saved = t.scope = None
+    return t
+
+
+def _unary(op, a):
+    """apply() unrolled for one input: tanh, sigmoid, exp of every recurrent step."""
+    out, saved = op.forward(a.data)
+    t = _new(Tensor)
+    t.data = out
+    t.grad = t._meta = None
+    t.seq = next_seq()
+    if a.requires_grad and _state.enabled:
+        t.requires_grad = True
+        t.op = op
+        t.parents = (a,)
+        t.saved = saved
+        t.scope = _state.scope
+    else:
+        t.requires_grad = False
+        t.op = t.parents = t.saved = t.scope = None
+    return t
+
+
+def _op_error(op, parents, attrs, e):
+    shapes = [p.data.shape for p in parents]
+    msg = op.shape_error(*shapes, **attrs)
+    if msg is None:
+        shown = ", ".join(str(s) for s in shapes)
+        msg = f"{op.name}: {e} (input shapes {shown}{_attrs_text(attrs)})"
+    if isinstance(e, IndexError):
+        return IndexOutOfRange(msg)
+    return ShapeError(msg) if isinstance(e, ValueError) else ArgumentError(msg)
+
+
+def _attrs_text(attrs):
+    return "".join(f", {k}={v!r}" for k, v in attrs.items())
+
+
+def _leaf(data, requires_grad=False):
+    t = _new(Tensor)
+    t.data = data
+    t.grad = t._meta = None
+    t.seq = next_seq()
+    t.requires_grad = False
+    t.op = t.parents = t.saved = t.scope = None
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def as_tensor(x, like=None):
+    """x itself if a Tensor, else a constant Tensor (Python numbers take `like`'s float dtype)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return _leaf(x)
+    if like is not None and isinstance(x, (int, float)) and not isinstance(x, bool) \
+            and like.data.dtype.kind == "f":
+        return _leaf(np.array(x, dtype=like.data.dtype))
+    return _leaf(np.asarray(x))
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode autodiff.
+
+    A tensor made by an op records `op` and its `parents`; backward() walks that graph in
+    reverse and accumulates gradients into the `.grad` of leaves that require grad.
+    """
+    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "saved", "scope", "seq",
+                 "_meta", "__weakref__")
+    __array_ufunc__ = None     # ndarray (op) Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = np.array(data, dtype=dtype)
+        self.grad = self._meta = None
+        self.seq = next_seq()
+        self.requires_grad = False
+        self.op = self.parents = self.saved = self.scope = None
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ---- attributes -------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+
+    @property
+    def is_leaf(self):
+        return self.op is None
+
+    @property
+    def name(self):
+        """A label for errors and drawings (nn.Module names its parameters)."""
+        return self._meta.name if self._meta is not None else None
+
+    @name.setter
+    def name(self, value):
+        self._get_meta().name = value
+
+    def _get_meta(self):
+        if self._meta is None:
+            self._meta = TensorMeta()
+        return self._meta
+
+    def requires_grad_(self, flag=True):
+        if flag and self.data.dtype.kind != "f":
+            raise DTypeError(f"only floating-point tensors can require grad; this tensor has "
+                             f"dtype {self.data.dtype} (cast it with .astype(mt.float64))")
+        self.requires_grad = bool(flag)
+        return self
+
+    def numpy(self):
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self):
+        """The same data, cut from the graph (shares memory, requires no grad)."""
+        return _leaf(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is not None and dtype != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
+
+    def __repr__(self):
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = f", dtype={self.data.dtype}"
+        if self.op is not None:
+            extra += f", grad_fn=<{self.op.name}>"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self):
+        return bool(self.data)
+
+    __hash__ = object.__hash__
+
+    # ---- autodiff ---------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False, keep_grads=False):
+        """Accumulate d(self)/d(leaf) into every leaf's .grad.
+
+        grad: the upstream gradient, required unless self has one element.
+        retain_graph: keep saved arrays so backward can run through this graph again.
+        keep_grads: also store the gradient of every intermediate tensor in its .grad
+        (what mt.viz.draw_graph(show_grads=True) colours; costs memory on long graphs).
+        """
+        run_backward([self], [_root_grad(self, grad)], retain_graph, keep_grads=keep_grads)
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in .grad after backward."""
+        if not self.requires_grad:
+            raise GraphError("retain_grad: this tensor does not require grad")
+        self._get_meta().retain = True
+        return self
+
+    def register_hook(self, fn):
+        """Call fn(grad) when this tensor's gradient is ready; a returned array replaces it."""
+        if not self.requires_grad:
+            raise GraphError("register_hook: cannot register a hook on a tensor that does "
+                             "not require grad")
+        self._get_meta().hooks.append(fn)
+        return fn
+
+    # ---- operators (ops live in microtensor/ops) ---------------------------------------
+    def __add__(self, other):
+        return _binary(Add, self, other if isinstance(other, Tensor) else as_tensor(other, self))
+
+    def __radd__(self, other):
+        return _binary(Add, as_tensor(other, self), self)
+
+    def __sub__(self, other):
+        return _binary(Sub, self, other if isinstance(other, Tensor) else as_tensor(other, self))
+
+    def __rsub__(self, other):
+        return _binary(Sub, as_tensor(other, self), self)
+
+    def __mul__(self, other):
+        return _binary(Mul, self, other if isinstance(other, Tensor) else as_tensor(other, self))
+
+    def __rmul__(self, other):
+        return _binary(Mul, as_tensor(other, self), self)
+
+    def __truediv__(self, other):
+        return _binary(Div, self, other if isinstance(other, Tensor) else as_tensor(other, self))
+
+    def __rtruediv__(self, other):
+        return _binary(Div, as_tensor(other, self), self)
+
+    def __pow__(self, other):
+        return _binary(Pow, self, other if isinstance(other, Tensor) else as_tensor(other, self))
+
+    def __rpow__(self, other):
+        return _binary(Pow, as_tensor(other, self), self)
+
+    def __matmul__(self, other):
+        return _binary(MatMul, self, other if isinstance(other, Tensor) else as_tensor(other))
+
+    def __rmatmul__(self, other):
+        return _binary(MatMul, as_tensor(other), self)
+
+    def __neg__(self):
+        return _unary(Neg, self)
+
+    def __pos__(self):
+        return self
+
+    def __getitem__(self, index):
+        return apply(ops.GetItem, self, index=ops.normalize_index(index))
+
+    # comparisons give bool tensors and are not differentiable
+    def __lt__(self, other):
+        return _leaf(self.data < _raw(other))
+
+    def __le__(self, other):
+        return _leaf(self.data <= _raw(other))
+
+    def __gt__(self, other):
+        return _leaf(self.data > _raw(other))
+
+    def __ge__(self, other):
+        return _leaf(self.data >= _raw(other))
+
+    def __eq__(self, other):
+        return _leaf(self.data == _raw(other))
+
+    def __ne__(self, other):
+        return _leaf(self.data != _raw(other))
+
+    # ---- elementwise ------------------------------------------------------------------
+    def exp(self):
+        return _unary(Exp, self)
+
+    def log(self):
+        return _unary(Log, self)
+
+    def tanh(self):
+        return _unary(Tanh, self)
+
+    def sigmoid(self):
+        return _unary(Sigmoid, self)
+
+    def relu(self):
+        return _unary(Relu, self)
+
+    def sqrt(self):
+        return _unary(Sqrt, self)
+
+    def abs(self):
+        return _unary(Abs, self)
+
+    def clip(self, lo=None, hi=None):
+        return apply(ops.Clip, self, lo=lo, hi=hi)
+
+    def astype(self, dtype):
+        """A differentiable cast (float32 <-> float64); the gradient is cast back."""
+        dtype = np.dtype(dtype)
+        if dtype == self.data.dtype:
+            return self
+        return apply(ops.Cast, self, dtype=dtype)
+
+    # ---- reductions -------------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        return apply(ops.Sum, self, axis=ops.normalize_axis(axis, self.data.ndim, "sum"),
+                     keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return apply(ops.Mean, self, axis=ops.normalize_axis(axis, self.data.ndim, "mean"),
+                     keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        """Maximum over axis; tied maxima share the gradient equally (as torch.amax)."""
+        return apply(ops.Max, self, axis=ops.normalize_axis(axis, self.data.ndim, "max"),
+                     keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        """Minimum over axis; tied minima share the gradient equally (as torch.amin)."""
+        return apply(ops.Min, self, axis=ops.normalize_axis(axis, self.data.ndim, "min"),
+                     keepdims=keepdims)
+
+    # ---- shape ------------------------------------------------------------------------
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return apply(ops.Reshape, self, shape=tuple(shape))
+
+    def flatten(self):
+        return apply(ops.Reshape, self, shape=(-1,))
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return apply(ops.Transpose, self, axes=tuple(axes) if axes else None)
+
+    @property
+    def T(self):
+        return apply(ops.Transpose, self, axes=None)
+
+    def squeeze(self, axis=None):
+        return apply(ops.Squeeze, self, axis=axis)
+
+    def expand_dims(self, axis):
+        return apply(ops.ExpandDims, self, axis=axis)
+
+    def broadcast_to(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return apply(ops.BroadcastTo, self, shape=tuple(shape))
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _root_grad(t, grad):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"backward: expected a Tensor, got {type(t).__name__}")
+    if not t.requires_grad:
+        raise GraphError("backward: this tensor does not require grad and has no graph; "
+                         "did you forget requires_grad=True on an input, or build it "
+                         "under mt.no_grad()?")
+    if grad is None:
+        if t.data.size != 1:
+            raise GraphError(f"backward: grad can be implicitly created only for a tensor "
+                             f"with one element; this one has shape {t.data.shape}, so "
+                             f"pass grad= of that shape")
+        return np.ones_like(t.data)
+    g = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+    if g.shape != t.data.shape:
+        raise ShapeError(f"backward: grad has shape {g.shape} but the tensor has shape "
+                         f"{t.data.shape}; they must match")
+    return g.astype(t.data.dtype, copy=False)
+
+
+from . import ops  # noqa: E402  (ops need no Tensor; imported last to avoid a cycle)
+from .ops import (Abs, Add, Div, Exp, Log, MatMul, Mul, Neg, Pow, Relu, Sigmoid,  # noqa: E402
+                  Sqrt, Sub, Tanh)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=False):
+    """d(outputs)/d(inputs) as a tuple of ndarrays, leaving every .grad untouched.
+
+    outputs and inputs are a tensor or a sequence of them; grad_outputs gives the upstream
+    gradient of each output (required for outputs with more than one element). An input
+    that the outputs do not depend on gets a zero array.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs]
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise GraphError(f"grad: input {i} is not a tensor that requires grad")
+    roots = [_root_grad(o, g) for o, g in zip(outputs, grad_outputs)]
+    captured = run_backward(outputs, roots, retain_graph, capture={id(t) for t in inputs})
+    return tuple(captured.get(id(t), np.zeros_like(t.data)) for t in inputs)

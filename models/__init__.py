@@ -1,0 +1,1 @@
+"""Models built from microtensor's public API, and the hand-derived references they are checked against."""
