@@ -30,7 +30,12 @@ def sigmoid(x):
 
 def linear(x, weight, bias=None):
     """x @ weightᵀ + bias, weight of shape (out, in) as torch.nn.functional.linear."""
-    y = as_tensor(x) @ weight.T
+    x = as_tensor(x)
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ShapeError(f"linear: input of shape {x.shape} does not fit weight of shape "
+                         f"{weight.shape} (out_features, in_features): the input's last "
+                         f"axis must be in_features")
+    y = apply(ops.Linear, x, weight)
     return y if bias is None else y + bias
 
 

@@ -26,11 +26,11 @@ class MatMul(Op):
             return (g @ b.T if pa.requires_grad else None), (a.T @ g if pb.requires_grad else None)
         a1 = a[None, :] if a.ndim == 1 else a
         b1 = b[:, None] if b.ndim == 1 else b
-        g1 = g
-        if a.ndim == 1:
-            g1 = np.expand_dims(g1, -2)
+        g1 = g                                # restore the dropped axes: n first, then m
         if b.ndim == 1:
             g1 = np.expand_dims(g1, -1)
+        if a.ndim == 1:
+            g1 = np.expand_dims(g1, -2)
         ga = gb = None
         if pa.requires_grad:
             ga = g1 @ _swap(b1)
@@ -55,4 +55,40 @@ class MatMul(Op):
         except ValueError:
             return (f"matmul: batch dimensions of shapes {sa} and {sb} do not broadcast: "
                     f"{sa[:-2]} vs {sb[:-2]}")
+        return None
+
+
+@register
+class Linear(Op):
+    """x @ Wᵀ for W of shape (out, in);  ∂x = g @ W, ∂W = gᵀx summed over leading axes.
+
+    One node instead of transpose + matmul: a recurrent step's h @ Whhᵀ draws Whh itself
+    into every step, and costs one op less per step.
+    """
+    name = "linear"
+
+    @staticmethod
+    def forward(x, w):
+        return x @ w.T, (x, w)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved
+        px, pw = ctx.parents
+        gx = g @ w if px.requires_grad else None
+        gw = None
+        if pw.requires_grad:
+            if x.ndim == 1:
+                gw = np.multiply.outer(g, x)
+            else:
+                gw = g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+        return gx, gw
+
+    @staticmethod
+    def shape_error(sx, sw):
+        if len(sw) != 2:
+            return f"linear: weight must be 2-D (out_features, in_features); got shape {sw}"
+        if len(sx) == 0 or sx[-1] != sw[1]:
+            return (f"linear: input of shape {sx} has {sx[-1] if sx else 0} features on its "
+                    f"last axis but weight of shape {sw} expects {sw[1]} (in_features)")
         return None
