@@ -20,8 +20,10 @@ if ! command -v dot >/dev/null 2>&1; then
   fi
 fi
 
-if ! "$PY" -c "import microtensor, models, pytest, hypothesis, tqdm, matplotlib, graphviz" 2>/dev/null \
-   || [ "$("$PY" -c 'import microtensor, os; print(os.path.dirname(os.path.dirname(microtensor.__file__)))')" != "$PWD" ]; then
+# Checked from / so that the repo itself (the current directory) doesn't count as installed.
+installed=$(cd / && "$PY" -c "import microtensor, models, pytest, hypothesis, tqdm, matplotlib, graphviz, os
+print(os.path.dirname(os.path.dirname(microtensor.__file__)))" 2>/dev/null || true)
+if [ "$installed" != "$PWD" ]; then
   echo "setup: pip install -e '.[dev]'"
-  "$PY" -m pip install -q --disable-pip-version-check -e '.[dev]'
+  PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install -q --disable-pip-version-check -e '.[dev]'
 fi
