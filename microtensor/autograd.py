@@ -124,6 +124,28 @@ class Scatter:
         return buf
 
 
+class Outer:
+    """A weight gradient Σᵢ aᵢᵀbᵢ kept as its factors until it is needed.
+
+    linear's backward returns one for its weight; a weight shared by T time steps then
+    gets its gradient from one (out × TB) @ (TB × in) matmul instead of T outer products
+    added one by one: the hoisted hand-written BPTT's trick, done by the engine.
+    """
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a, self.b = [a], [b]
+
+    def merge(self, other):
+        self.a += other.a
+        self.b += other.b
+
+    def dense(self):
+        if len(self.a) == 1:
+            return self.a[0].T @ self.b[0]
+        return np.concatenate(self.a).T @ np.concatenate(self.b)
+
+
 RELEASED = object()    # stands in for an op's saved arrays once backward has freed them
 next_seq = itertools.count().__next__    # creation order: a consumer always outranks its inputs
 
@@ -170,6 +192,8 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
         s = -heappop(heap)
         t = nodes.pop(s)
         g = pending.pop(s)
+        if type(g) is Outer:
+            g = g.dense()
         op = t.op
         if op is None or watch or t._meta is not None:
             g = _visit(t, g, capture, captured, keep_grads, finals)
@@ -192,7 +216,7 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
                 if type(gp) is Scatter:
                     gp = gp.add_into(np.zeros(p.data.shape, dtype=p.data.dtype))
                     owned.add(ps)
-                elif gp.shape != p.data.shape:
+                elif type(gp) is not Outer and gp.shape != p.data.shape:
                     gp = unbroadcast(gp, p.data.shape, t, p)
             pending[ps] = gp                    # the first contribution is kept, not copied
             nodes[ps] = p
@@ -223,6 +247,15 @@ def _accumulate(pending, owned, p, g, node):
     add in place after that, so no array the graph still uses is ever written to."""
     ps = p.seq
     prev = pending[ps]
+    if type(prev) is Outer:
+        if type(g) is Outer:
+            prev.merge(g)              # factors from one backward call: ours to extend
+            return
+        prev = prev.dense()
+        pending[ps] = prev
+        owned.add(ps)
+    elif type(g) is Outer:
+        g = g.dense()
     if ps not in owned:
         prev = prev.copy()
         pending[ps] = prev

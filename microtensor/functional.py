@@ -3,7 +3,7 @@ import numpy as np
 
 from . import ops
 from .errors import ShapeError
-from .tensor import Tensor, apply, as_tensor
+from .tensor import Tensor, _binary, apply, as_tensor
 
 
 def softmax(x, axis=-1):
@@ -29,14 +29,15 @@ def sigmoid(x):
 
 
 def linear(x, weight, bias=None):
-    """x @ weightᵀ + bias, weight of shape (out, in) as torch.nn.functional.linear."""
-    x = as_tensor(x)
-    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-        raise ShapeError(f"linear: input of shape {x.shape} does not fit weight of shape "
-                         f"{weight.shape} (out_features, in_features): the input's last "
-                         f"axis must be in_features")
-    y = apply(ops.Linear, x, weight)
-    return y if bias is None else y + bias
+    """x @ weightᵀ + bias as one op, weight of shape (out, in) as torch.nn.functional.linear.
+
+    bias may be (out,) or anything that broadcasts against the product, such as a
+    precomputed input projection: F.linear(h, Whh, xp_t) = h Whhᵀ + xp_t.
+    """
+    x = x if isinstance(x, Tensor) else as_tensor(x)
+    if bias is None:
+        return _binary(ops.Linear, x, weight)
+    return apply(ops.Linear, x, weight, bias if isinstance(bias, Tensor) else as_tensor(bias))
 
 
 def _reduce(loss, reduction, name):
@@ -80,7 +81,8 @@ def cross_entropy(logits, targets, reduction="mean"):
         raise ShapeError(f"cross_entropy: expected logits of shape (N, C), got {logits.shape}; "
                          f"reshape a sequence's (T, B, C) logits to (T*B, C)")
     _targets("cross_entropy", logits, targets)
-    return nll_loss(log_softmax(logits, axis=-1), targets, reduction)
+    return _reduce(nll_loss(log_softmax(logits, axis=-1), targets, "none"), reduction,
+                   "cross_entropy")
 
 
 def mse_loss(pred, target, reduction="mean"):

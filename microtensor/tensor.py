@@ -273,7 +273,9 @@ class Tensor:
         return self
 
     def __getitem__(self, index):
-        return apply(ops.GetItem, self, index=ops.normalize_index(index))
+        if type(index) is not int:                   # xs[t] in a time loop skips this
+            index = ops.normalize_index(index)
+        return apply(ops.GetItem, self, index=index)
 
     # comparisons give bool tensors and are not differentiable
     def __lt__(self, other):

@@ -1,0 +1,262 @@
+"""draw_graph: a tensor graph as a graphviz.Digraph — records for tensors, ellipses for ops."""
+import html
+import math
+
+import numpy as np
+
+from ..errors import GraphError
+from .graph import Graph, as_roots, param_names, step_label
+
+RANKDIRS = ("TB", "LR", "BT", "RL")
+
+# kind -> (fill, border, border width, style); the fill gives way to the gradient colour
+STYLES = {
+    "parameter": ("#cfe2ff", "#1f4e9c", "2.5", "filled"),
+    "input": ("#eeeeee", "#777777", "1", "filled,dashed"),
+    "intermediate": ("#ffffff", "#555555", "1", "filled"),
+    "output": ("#d4edda", "#1e7b34", "2.5", "filled"),
+    "op": ("#fff3c4", "#b08900", "1", "filled"),
+    "collapsed": ("#f2f2f2", "#777777", "1.5", "filled,dashed,rounded"),
+}
+NO_GRAD = "#ffffff"
+# small → large gradient norm, on a log scale: blue, pale yellow, red
+SCALE = ["#4575b4", "#91bfdb", "#ffffbf", "#fc8d59", "#d73027"]
+
+
+def draw_graph(root, *, params=None, show_shapes=True, show_values=False, show_grads=False,
+               group_time_steps=True, collapse=None, max_nodes=500, rankdir="TB"):
+    """Draw the graph that computed `root` and return it as a graphviz.Digraph.
+
+    Each tensor is a record (name | shape dtype | ‖grad‖) and each op an ellipse with its
+    name (matmul, add, tanh, …); edges follow the data, from inputs to the output.
+    Colours (fill and border):
+
+    - parameter: light blue, thick blue border, named from `params` (Whh, never an id)
+    - input or constant (a leaf that is not a parameter): grey, dashed border
+    - intermediate: white;  output (root): light green, thick green border
+    - op: pale yellow ellipse;  collapsed time steps: grey dashed box
+
+    Ops made inside mt.name_scope("t=k") (the recurrent unroller marks each step so) sit in
+    a cluster labelled "t = k" ("layer0 · t = 3" for a scope "layer0/t=3"). Parameters sit
+    outside, drawn once with an edge into every step that uses them; an input or constant
+    used by one step only (x_t, h₀) sits in that step.
+
+    root: a Tensor or a list of Tensors (all drawn as outputs).
+    params: a Module (named_parameters()) or a dict name -> tensor; these are the
+        parameters. Without it every leaf that requires grad is one, named by its .name.
+    show_shapes / show_values: add each tensor's shape and dtype / values (a few, or the
+        range) to its record.
+    show_grads: after `loss.backward(keep_grads=True)` — which keeps the gradient of every
+        intermediate tensor, the hidden states h_t above all — label each tensor with
+        ‖grad‖ and fill it by that norm on a log scale from blue (small) to red (large),
+        with a legend giving the range; a tensor whose gradient was not kept is white
+        with "‖grad‖ —". Raises GraphError if no tensor in the graph has a gradient.
+    group_time_steps: one cluster per time step (False: no clusters).
+    collapse: k ≥ 1 keeps the first and last k time steps of each recurrence and draws
+        the rest as one node saying how many steps it stands for; edges into and out of
+        them meet that node, labelled ×n when they stand for n edges. A graph without time
+        steps is drawn whole.
+    max_nodes: a graph with more nodes is collapsed (with the largest k that fits) rather
+        than truncated; GraphError if even k = 1 doesn't fit. None: no limit.
+    rankdir: "TB" (inputs at the top), "LR", "BT" or "RL".
+
+    The Digraph displays inline in Jupyter; save_graph renders it to a file. Drawing needs
+    the graphviz Python package, rendering also Graphviz's `dot` program.
+    """
+    roots = as_roots(root, "draw_graph")
+    if collapse is not None and (not _is_int(collapse) or collapse < 1):
+        raise ValueError(f"draw_graph: collapse must be an int k ≥ 1 (keep the first and "
+                         f"last k time steps) or None; got {collapse!r}")
+    if max_nodes is not None and (not _is_int(max_nodes) or max_nodes < 1):
+        raise ValueError(f"draw_graph: max_nodes must be a positive int or None; got "
+                         f"{max_nodes!r}")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"draw_graph: rankdir must be one of {', '.join(RANKDIRS)}; got "
+                         f"{rankdir!r}")
+    names = param_names(params, "draw_graph")
+    graph = Graph(roots, names)
+    norms = _grad_norms(graph.tensors) if show_grads else None
+    if show_grads and not norms:
+        raise GraphError("draw_graph(show_grads=True): no tensor in this graph has a "
+                         "gradient; call loss.backward(keep_grads=True) first (it keeps the "
+                         "gradient of every intermediate tensor for drawing)")
+    nodes, edges, hidden = graph.view(graph.fit(collapse, max_nodes))
+    scale = _log_range(norms.values()) if norms else None
+    label = _Labels(names or {}, show_shapes, show_values, norms, scale, rankdir)
+
+    gv = import_graphviz()
+    g = gv.Digraph("microtensor", graph_attr={
+        "rankdir": rankdir, "fontname": "Helvetica", "nodesep": "0.25", "ranksep": "0.3"},
+        node_attr={"fontname": "Helvetica", "fontsize": "10", "height": "0.3"},
+        edge_attr={"color": "#555555", "arrowsize": "0.6", "fontname": "Helvetica",
+                   "fontsize": "9"})
+    clusters = {}
+    for n in nodes:
+        target = g
+        if group_time_steps and n.step is not None:
+            if n.step not in clusters:
+                clusters[n.step] = gv.Digraph(f"cluster_{len(clusters)}", graph_attr={
+                    "label": step_label(n.step), "style": "rounded,filled",
+                    "fillcolor": "#f7f7fb", "color": "#9999bb", "fontsize": "12",
+                    "labeljust": "l"})
+            target = clusters[n.step]
+        target.node(n.id, **label.node(n, hidden.get(n.id)))
+    for sub in clusters.values():
+        g.subgraph(sub)
+    for a, b, count in edges:
+        g.edge(a, b, **({"label": f"×{count}"} if count > 1 else {}))
+    if show_grads:
+        g.node("legend", label=_legend(scale), shape="plaintext")
+    return g
+
+
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def import_graphviz():
+    """The graphviz Python package, imported only when a drawing is made."""
+    try:
+        import graphviz
+    except ImportError as e:
+        raise ImportError("mt.viz needs the graphviz Python package: pip install graphviz "
+                          "(and the Graphviz program `dot` to render: apt-get install "
+                          "graphviz, brew install graphviz, or "
+                          "https://graphviz.org/download/)") from e
+    return graphviz
+
+
+def _grad_norms(tensors):
+    return {t.seq: float(np.linalg.norm(t.grad)) for t in tensors if t.grad is not None}
+
+
+def _log_range(norms):
+    """(lo, hi) of log10 over the positive finite norms, or None if there are none."""
+    logs = [math.log10(v) for v in norms if 0 < v < math.inf]
+    return (min(logs), max(logs)) if logs else None
+
+
+def grad_colour(norm, scale):
+    """The fill for a gradient norm: its place on the log scale, blue → yellow → red."""
+    if math.isnan(norm) or norm == math.inf:
+        u = 1.0
+    elif norm <= 0 or scale is None:
+        u = 0.0
+    else:
+        lo, hi = scale
+        u = (math.log10(norm) - lo) / (hi - lo) if hi > lo else 0.5
+    x = min(max(u, 0.0), 1.0) * (len(SCALE) - 1)
+    i = min(int(x), len(SCALE) - 2)
+    a, b = _rgb(SCALE[i]), _rgb(SCALE[i + 1])
+    return "#" + "".join(f"{round(p + (q - p) * (x - i)):02x}" for p, q in zip(a, b))
+
+
+def _rgb(hex_colour):
+    return [int(hex_colour[j:j + 2], 16) for j in (1, 3, 5)]
+
+
+def _ink(fill):
+    """Black text on light fills, white on dark ones."""
+    r, g, b = _rgb(fill)
+    return "white" if 0.299 * r + 0.587 * g + 0.114 * b < 140 else "black"
+
+
+def fmt_norm(v):
+    """A gradient norm with 4 significant digits."""
+    return f"{v:.4g}"
+
+
+class _Labels:
+    """Labels and attributes of the nodes of one drawing."""
+
+    def __init__(self, names, show_shapes, show_values, norms, scale, rankdir):
+        self.names, self.shapes, self.values = names, show_shapes, show_values
+        self.norms, self.scale = norms, scale
+        self.vertical = rankdir in ("TB", "BT")    # stack a record's fields top to bottom
+
+    def node(self, n, hidden):
+        fill, border, width, style = STYLES[n.kind]
+        attrs = {"color": border, "penwidth": width, "style": style}
+        if n.kind == "op":
+            attrs.update(label=n.tensor.op.name, shape="ellipse", fillcolor=fill,
+                         fontsize="9", margin="0.05,0.02")
+        elif n.kind == "collapsed":
+            attrs.update(label=self._collapsed(*hidden), shape="box", fillcolor=fill,
+                         fontsize="11")
+        else:
+            t = n.tensor
+            if self.norms is not None and t.requires_grad:
+                v = self.norms.get(t.seq)
+                fill = NO_GRAD if v is None else grad_colour(v, self.scale)
+            attrs.update(label=self._record(t), shape="record", fillcolor=fill,
+                         fontcolor=_ink(fill))
+        return attrs
+
+    def _record(self, t):
+        name = self.names.get(id(t)) or t.name
+        fields = [] if name is None else [str(name)]
+        if self.shapes:
+            shape = "scalar" if t.data.ndim == 0 else str(t.data.shape)
+            fields.append(f"{shape} {t.data.dtype}")
+        if self.values:
+            fields.append(_values(t.data))
+        if self.norms is not None and t.requires_grad:
+            v = self.norms.get(t.seq)
+            fields.append("‖grad‖ —" if v is None else f"‖grad‖ = {fmt_norm(v)}")
+        text = "|".join(_escape(f) for f in fields) or " "
+        return "{" + text + "}" if self.vertical else text
+
+    def _collapsed(self, prefix, ts, tensors):
+        where = f"{prefix}: " if prefix else ""
+        text = f"… {where}{len(ts)} steps (t = {ts[0]} … {ts[-1]}) collapsed …"
+        if self.norms is not None:
+            inside = [self.norms[t.seq] for t in tensors if t.seq in self.norms]
+            if inside:
+                text += f"\\n‖grad‖ from {fmt_norm(min(inside))} to {fmt_norm(max(inside))}"
+        return text
+
+
+def _values(a):
+    if a.size <= 4:
+        return np.array2string(a.ravel() if a.ndim > 1 else a, precision=4, separator=", ")
+    if a.dtype.kind in "fiu":
+        return f"min {a.min():.4g}  max {a.max():.4g}"
+    return f"{a.size} values"
+
+
+def _escape(text):
+    """Escape what a record label reads as structure: braces, bars, angle brackets."""
+    out = text.replace("\\", "\\\\")
+    for ch in '{}|<>"':
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def _legend(scale):
+    """An HTML-table node: the colour scale with its range, and what borders mean."""
+    if scale is None:                    # every kept gradient is zero
+        stops = [(SCALE[0], "0")]
+    else:
+        lo, hi = scale
+        us = [0.0, 0.25, 0.5, 0.75, 1.0] if hi > lo else [0.5]
+        stops = [(grad_colour(10 ** (lo + u * (hi - lo)), scale),
+                  f"{10 ** (lo + u * (hi - lo)):.2g}") for u in us]
+    swatches = "".join(f'<td bgcolor="{c}" width="52"><font color="{_ink(c)}">'
+                       f'{html.escape(v)}</font></td>' for c, v in stops)
+    span = len(stops)
+
+    def row(kind, text):
+        fill, border, width, style = STYLES[kind]
+        dashed = ' style="dashed"' if "dashed" in style else ""
+        return (f'<tr><td colspan="{span}" border="{2 if float(width) > 2 else 1}" '
+                f'color="{border}"{dashed} bgcolor="white">{html.escape(text)}</td></tr>')
+
+    return ('<<table border="0" cellspacing="3" cellpadding="4">'
+            f'<tr><td colspan="{span}"><b>‖grad‖ of each tensor, log scale</b></td></tr>'
+            f'<tr>{swatches}</tr>'
+            f'<tr><td colspan="{span}" bgcolor="{NO_GRAD}" border="1" color="#555555">'
+            'white, ‖grad‖ —: gradient not kept (backward(keep_grads=True))</td></tr>'
+            + row("parameter", "thick blue border: parameter")
+            + row("output", "thick green border: output")
+            + row("input", "dashed border: input or constant")
+            + '</table>>')
