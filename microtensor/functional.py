@@ -75,14 +75,16 @@ def nll_loss(log_probs, targets, reduction="mean"):
 
 
 def cross_entropy(logits, targets, reduction="mean"):
-    """Softmax cross-entropy of logits (N, C) against integer targets (N,)."""
+    """Softmax cross-entropy of logits (N, C) against integer targets (N,), one fused op."""
     logits = as_tensor(logits)
     if logits.ndim != 2:
         raise ShapeError(f"cross_entropy: expected logits of shape (N, C), got {logits.shape}; "
                          f"reshape a sequence's (T, B, C) logits to (T*B, C)")
-    _targets("cross_entropy", logits, targets)
-    return _reduce(nll_loss(log_softmax(logits, axis=-1), targets, "none"), reduction,
-                   "cross_entropy")
+    t = _targets("cross_entropy", logits, targets)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got "
+                         f"{reduction!r}")
+    return apply(ops.CrossEntropy, logits, targets=t, reduction=reduction)
 
 
 def mse_loss(pred, target, reduction="mean"):

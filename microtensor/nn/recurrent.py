@@ -51,14 +51,21 @@ def _parts(state):
     return state if isinstance(state, tuple) else (state,)
 
 
-def _check_state(cell, state, batch, where):
-    for part in _parts(state):
+def _check_state(cell, state, batch, where, name):
+    """The state must have initial_state(batch)'s structure and shapes (and be Tensors)."""
+    want = cell.initial_state(batch)
+    shapes = [p.shape for p in _parts(want)]
+    parts = _parts(state)
+    for part in parts:
         if not isinstance(part, Tensor):
-            raise TypeError(f"{type(cell).__name__}: {where} must be a Tensor or a tuple of "
-                            f"Tensors, got {type(part).__name__}")
-        if part.ndim != 2 or part.shape[0] != batch:
-            raise ShapeError(f"{type(cell).__name__}: {where} has shape {part.shape}; "
-                             f"expected (B, H) = ({batch}, {cell.hidden_size})")
+            raise TypeError(f"{name}: {where} must be a Tensor or a tuple of Tensors, got "
+                            f"{type(part).__name__}")
+    got = [p.shape for p in parts]
+    if isinstance(state, tuple) != isinstance(want, tuple) or got != shapes:
+        got = f"a tuple of shapes {got}" if isinstance(state, tuple) else f"shape {got[0]}"
+        want = f"a tuple of shapes {shapes}" if isinstance(want, tuple) else f"shape {shapes[0]}"
+        raise ShapeError(f"{name}: {where} has {got}; expected (B, H) = ({batch}, "
+                         f"{cell.hidden_size}), that is {want} as initial_state({batch})")
 
 
 def _check_lengths(cell, lengths, T, B):
@@ -81,44 +88,44 @@ def unroll(cell, xs, state=None, lengths=None, scope=None):
     lengths[b]: later steps keep its state unchanged (and so give them exactly zero
     gradient), its outputs there are 0, and its final state is the one at its last step.
     """
-    name = type(cell).__name__
-    if not isinstance(xs, Tensor) or xs.ndim != 3:
+    name = type(cell).__name__ + (f" ({scope})" if scope else "")
+    if isinstance(xs, np.ndarray):
+        xs = Tensor(xs)
+    if not isinstance(xs, Tensor) or xs.ndim != 3 or xs.shape[0] == 0:
         shape = xs.shape if hasattr(xs, "shape") else type(xs).__name__
-        raise ShapeError(f"{name}: expected xs of shape (T, B, I) (time-major, as "
-                         f"torch.nn.RNN); got {shape}")
+        raise ShapeError(f"{name}: expected xs of shape (T, B, I) with T >= 1 (time-major, "
+                         f"as torch.nn.RNN); got {shape}")
     T, B, I = xs.shape
     if I != cell.input_size:
         raise ShapeError(f"{name}: xs has {I} features, expected I = {cell.input_size} "
                          f"(xs of shape (T, B, I) = ({T}, {B}, {cell.input_size}))")
     if state is None:
         state = cell.initial_state(B, dtype=xs.dtype)
-    _check_state(cell, state, B, "the initial state")
+    else:
+        _check_state(cell, state, B, "the initial state", name)
     shapes = [p.shape for p in _parts(state)]
     masks = None
     if lengths is not None:
         lengths = _check_lengths(cell, lengths, T, B)
         steps = np.arange(T)[:, None] < lengths[None, :]            # (T, B)
         masks = [Tensor(m[:, None]) for m in steps]
-    xp = cell.precompute(xs)
-    prefix = f"{scope}/" if scope else ""
     outer = _state.scope
-    base = f"{outer}/{prefix}" if outer else prefix
+    base = "/".join(s for s in (outer, scope) if s) or None
+    prefix = f"{base}/" if base else ""
     outputs = []
+    single = not isinstance(state, tuple)
     try:
+        _state.scope = base            # the input projection belongs to no single step
+        xp = cell.precompute(xs)
         for t in range(T):
-            _state.scope = f"{base}t={t}"
+            _state.scope = f"{prefix}t={t}"
             new = cell(xp[t], state)
-            parts = _parts(new)
-            if len(parts) != len(shapes) or any(
-                    not isinstance(p, Tensor) or p.shape != s for p, s in zip(parts, shapes)):
-                got = [getattr(p, "shape", type(p).__name__) for p in parts]
-                raise ShapeError(f"{name}.forward returned a state of shapes {got} at time "
-                                 f"step t={t}; expected the same shapes as the state it was "
-                                 f"given, {shapes}")
+            if not (single and isinstance(new, Tensor) and new.data.shape == shapes[0]):
+                _check_step(name, new, shapes, t)
             if masks is not None and not steps[t].all():
                 m = masks[t]
-                new = tuple(fn.where(m, n, s) for n, s in zip(parts, _parts(state)))
-                new = new if isinstance(state, tuple) else new[0]
+                parts = tuple(fn.where(m, n, s) for n, s in zip(_parts(new), _parts(state)))
+                new = parts[0] if single else parts
                 outputs.append(fn.where(m, cell.output(new), 0.0))
             else:
                 outputs.append(cell.output(new))
@@ -126,6 +133,16 @@ def unroll(cell, xs, state=None, lengths=None, scope=None):
     finally:
         _state.scope = outer
     return fn.stack(outputs), state
+
+
+def _check_step(name, new, shapes, t):
+    """The state a step returned has the parts and shapes of the state it was given."""
+    parts = _parts(new)
+    if len(parts) != len(shapes) or any(
+            not isinstance(p, Tensor) or p.shape != s for p, s in zip(parts, shapes)):
+        got = [getattr(p, "shape", type(p).__name__) for p in parts]
+        raise ShapeError(f"{name}.forward returned a state of shapes {got} at time step "
+                         f"t={t}; expected the same shapes as the state it was given, {shapes}")
 
 
 def _reverse_in_length(xs, lengths):
@@ -171,9 +188,13 @@ class Recurrent(Module):
     def forward(self, xs, state=None, lengths=None):
         D = 2 if self.bidirectional else 1
         first = self.cells[0]
-        if lengths is not None and isinstance(xs, Tensor) and xs.ndim == 3:
-            lengths = _check_lengths(first, lengths, xs.shape[0], xs.shape[1])
-        states = self._split_state(state, xs)
+        if isinstance(xs, np.ndarray):
+            xs = Tensor(xs)
+        states = [None] * len(self.cells)     # a malformed xs: the first unroll says how
+        if isinstance(xs, Tensor) and xs.ndim == 3:
+            if lengths is not None:
+                lengths = _check_lengths(first, lengths, xs.shape[0], xs.shape[1])
+            states = self._split_state(state, xs.shape[1])
         finals = []
         layer_in = xs
         for layer in range(self.num_layers):
@@ -197,19 +218,21 @@ class Recurrent(Module):
                 layer_in = dropout(layer_in, self.dropout)
         return layer_in, self._join_state(finals)
 
-    def _split_state(self, state, xs):
+    def _split_state(self, state, B):
         n = len(self.cells)
         if state is None:
             return [None] * n
+        want = self.cells[0].initial_state(B)
+        shapes = [(n, *p.shape) for p in _parts(want)]
         parts = _parts(state)
-        B = xs.shape[1] if hasattr(xs, "shape") and len(xs.shape) == 3 else None
-        for p in parts:
-            if not isinstance(p, Tensor) or p.ndim != 3 or p.shape[0] != n or \
-                    (B is not None and p.shape[1] != B):
-                raise ShapeError(f"Recurrent({type(self.cells[0]).__name__}): each part of the "
-                                 f"initial state must have shape (L·D, B, H) = ({n}, {B}, "
-                                 f"{self.cells[0].hidden_size}); got "
-                                 f"{getattr(p, 'shape', type(p).__name__)}")
+        got = [getattr(p, "shape", type(p).__name__) for p in parts]
+        if isinstance(state, tuple) != isinstance(want, tuple) or got != shapes or \
+                not all(isinstance(p, Tensor) for p in parts):
+            kind = f"a tuple of {len(shapes)} tensors" if isinstance(want, tuple) else "a Tensor"
+            raise ShapeError(f"Recurrent({type(self.cells[0]).__name__}): the initial state "
+                             f"must be {kind} of shape (L·D, B, H) = ({n}, {B}, "
+                             f"{self.cells[0].hidden_size}); got "
+                             f"{got if isinstance(state, tuple) else got[0]}")
         per_cell = [tuple(p[k] for p in parts) for k in range(n)]
         return [s if isinstance(state, tuple) else s[0] for s in per_cell]
 

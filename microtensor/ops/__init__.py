@@ -3,6 +3,6 @@ from ..autograd import REGISTRY, Op, register
 from .elementwise import (Abs, Add, Cast, Clip, Div, Exp, Log, Maximum, Minimum, Mul, Neg,
                           Pow, Relu, Sigmoid, Sqrt, Sub, Tanh, Where)
 from .linalg import Linear, MatMul
-from .reduce import LogSoftmax, Max, Mean, Min, Softmax, Sum, normalize_axis
+from .reduce import CrossEntropy, LogSoftmax, Max, Mean, Min, Softmax, Sum, normalize_axis
 from .shape import (BroadcastTo, Concat, ExpandDims, GetItem, Reshape, Squeeze, Stack,
                     Transpose, normalize_index)

@@ -94,7 +94,8 @@ class Linear(Op):
         if px.requires_grad:
             gx = g @ w if g.ndim <= 2 else (g.reshape(-1, g.shape[-1]) @ w).reshape(x.shape)
         if pw.requires_grad:
-            gw = Outer(g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1]))
+            gw = Outer(g if g.ndim == 2 else g.reshape(-1, g.shape[-1]),
+                       x if x.ndim == 2 else x.reshape(-1, x.shape[-1]))
         return (gx, gw) if len(ctx.parents) == 2 else (gx, gw, g)
 
     @staticmethod

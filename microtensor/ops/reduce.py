@@ -123,3 +123,40 @@ class LogSoftmax(Op):
     @staticmethod
     def backward(ctx, g):
         return (g - np.exp(ctx.data) * g.sum(axis=ctx.saved, keepdims=True),)
+
+
+@register
+class CrossEntropy(Op):
+    """ℓᵢ = ln Σ e^zᵢ − zᵢ[tᵢ] per row, reduced;  ∂z = (softmax(z) − onehot(t))·g.
+
+    Fused rather than log_softmax + indexing: backward needs one (N, C) array, not four,
+    which is most of the memory of a long sequence's loss.
+    """
+    name = "cross_entropy"
+
+    @staticmethod
+    def forward(z, targets, reduction="mean"):
+        rows = np.arange(len(targets))
+        m = z.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(z - m).sum(axis=1)) + m[:, 0]          # log Σ e^z, stably
+        losses = lse - z[rows, targets]
+        if reduction == "mean":
+            out = losses.mean()
+        elif reduction == "sum":
+            out = losses.sum()
+        else:
+            out = losses
+        return out, (z, targets, lse, reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        z, targets, lse, reduction = ctx.saved
+        p = np.exp(z - lse[:, None])                                # softmax(z)
+        p[np.arange(len(targets)), targets] -= 1
+        if reduction == "mean":
+            p *= g / p.dtype.type(len(targets))
+        elif reduction == "sum":
+            p *= g
+        else:
+            p *= g[:, None]
+        return (p,)

@@ -1,0 +1,132 @@
+"""Layers as PyTorch names them: Linear, Embedding, Dropout, Sequential and activation modules."""
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import functional as F
+from ..errors import DTypeError, IndexOutOfRange
+from ..tensor import Tensor
+from . import init
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """y = x Wᵀ + b with weight (out_features, in_features), as torch.nn.Linear.
+
+    Weight and bias start uniform in ±1/√in_features (torch's kaiming_uniform_ with a=√5).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float64):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype=dtype))
+            bound = 1 / in_features ** 0.5 if in_features > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Embedding(Module):
+    """A lookup table: row i of weight (num_embeddings, embedding_dim) for each index i.
+
+    Weight starts N(0, 1) as torch.nn.Embedding; gradients of repeated indices add up.
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, dtype=np.float64):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
+        init.normal_(self.weight)
+
+    def forward(self, indices):
+        idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+        if idx.dtype.kind not in "iu":
+            raise DTypeError(f"Embedding: indices must be integers, got dtype {idx.dtype}")
+        n = self.num_embeddings
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = idx[(idx < 0) | (idx >= n)].flat[0]
+            raise IndexOutOfRange(f"Embedding: index {bad} is out of range for "
+                                  f"{n} embeddings (valid: 0 to {n - 1})")
+        return self.weight[idx]
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class Dropout(Module):
+    """Zero each element with probability p in training and scale the rest by 1/(1 − p);
+    the identity in eval mode. Draws from mt's seeded generator."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Sequential(Module):
+    """Modules applied in order; Sequential(a, b, c) or Sequential(OrderedDict(name=module))."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i):
+        items = list(self._modules.items())
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(items[i]))
+        if not -len(items) <= i < len(items):
+            raise IndexError(f"index {i} is out of range for a Sequential of length "
+                             f"{len(items)}")
+        return items[i][1]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)

@@ -1,0 +1,41 @@
+"""Gradient clipping, in place on the parameters' .grad, as torch.nn.utils."""
+import math
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+def _grads(parameters):
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    return [p.grad for p in parameters if p.grad is not None]
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+    """Scale all gradients together so their joint norm is at most max_norm.
+
+    The factor max_norm / (norm + 1e-6) is applied only when it is below 1. Returns the
+    total norm before clipping, as a float (0.0 when no parameter has a gradient).
+    """
+    grads = _grads(parameters)
+    if not grads:
+        return 0.0
+    norm_type = float(norm_type)
+    if norm_type == math.inf:
+        total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
+    elif norm_type == 2.0:
+        total = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads))
+    else:
+        total = sum(float(np.sum(np.abs(g) ** norm_type)) for g in grads) ** (1 / norm_type)
+    coef = max_norm / (total + 1e-6)
+    if coef < 1:
+        for g in grads:
+            g *= coef
+    return total
+
+
+def clip_grad_value_(parameters, clip_value):
+    """Clamp every gradient element into [−clip_value, clip_value]."""
+    for g in _grads(parameters):
+        np.clip(g, -clip_value, clip_value, out=g)
