@@ -129,21 +129,31 @@ class Outer:
 
     linear's backward returns one for its weight; a weight shared by T time steps then
     gets its gradient from one (out × TB) @ (TB × in) matmul instead of T outer products
-    added one by one: the hoisted hand-written BPTT's trick, done by the engine.
+    added one by one: the hoisted hand-written BPTT's trick, done by the engine. Every
+    FOLD_ROWS rows the factors are folded into a dense sum, which bounds their memory.
     """
-    __slots__ = ("a", "b")
+    __slots__ = ("a", "b", "rows", "acc")
+    FOLD_ROWS = 4096
 
     def __init__(self, a, b):
-        self.a, self.b = [a], [b]
+        self.a, self.b, self.rows, self.acc = [a], [b], len(a), None
 
     def merge(self, other):
         self.a += other.a
         self.b += other.b
+        self.rows += other.rows
+        if self.rows >= self.FOLD_ROWS:
+            self.acc = self.dense()
+            self.a, self.b, self.rows = [], [], 0
 
     def dense(self):
+        if not self.a:
+            return self.acc
         if len(self.a) == 1:
-            return self.a[0].T @ self.b[0]
-        return np.concatenate(self.a).T @ np.concatenate(self.b)
+            d = self.a[0].T @ self.b[0]
+        else:
+            d = np.concatenate(self.a).T @ np.concatenate(self.b)
+        return d if self.acc is None else d + self.acc
 
 
 RELEASED = object()    # stands in for an op's saved arrays once backward has freed them
@@ -249,7 +259,7 @@ def _accumulate(pending, owned, p, g, node):
     prev = pending[ps]
     if type(prev) is Outer:
         if type(g) is Outer:
-            prev.merge(g)              # factors from one backward call: ours to extend
+            prev.merge(g)              # factors made in this backward: ours to extend
             return
         prev = prev.dense()
         pending[ps] = prev

@@ -1,0 +1,68 @@
+"""The LSTM cell and a torch.nn.LSTM-compatible model, built from microtensor's public API."""
+import numpy as np
+
+import microtensor as mt
+import microtensor.functional as F
+from microtensor import nn
+
+from .stacked import TorchLayoutRecurrent, uniform_weight
+
+
+class LSTMCell(nn.RecurrentCell):
+    """One LSTM step, with torch.nn.LSTMCell's parameters and gate order (i, f, g, o):
+
+    i, f, g, o = σ, σ, tanh, σ of the four quarters of  x W_ihᵀ + b_ih + h W_hhᵀ + b_hh
+    c' = f ⊙ c + i ⊙ g;   h' = o ⊙ tanh(c')
+
+    weight_ih (4H, I), weight_hh (4H, H), bias_ih and bias_hh (4H,), all drawn from
+    U(−1/√H, 1/√H) as torch does. The state is (h, c), each (B, H); the output is h.
+    The input projection of every step is one matmul before the loop (precompute).
+    """
+    output_index = 0
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64):
+        super().__init__(input_size, hidden_size)
+        H = hidden_size
+        self.bias = bias
+        self.weight_ih = uniform_weight((4 * H, input_size), H, dtype)
+        self.weight_hh = uniform_weight((4 * H, H), H, dtype)
+        self.bias_ih = uniform_weight((4 * H,), H, dtype) if bias else None
+        self.bias_hh = uniform_weight((4 * H,), H, dtype) if bias else None
+
+    def initial_state(self, batch_size, dtype=np.float64):
+        return (mt.zeros(batch_size, self.hidden_size, dtype=dtype),
+                mt.zeros(batch_size, self.hidden_size, dtype=dtype))
+
+    def precompute(self, xs):
+        if not self.bias:
+            return F.linear(xs, self.weight_ih)
+        return F.linear(xs, self.weight_ih, self.bias_ih) + self.bias_hh
+
+    def forward(self, xp_t, state):
+        h, c = state
+        gates = xp_t + F.linear(h, self.weight_hh)
+        i, f, g, o = mt.split(gates, 4, axis=1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
+
+    def make(self, input_size):
+        return type(self)(input_size, self.hidden_size, self.bias, self.weight_hh.dtype)
+
+    def extra_repr(self):
+        return super().extra_repr() + ("" if self.bias else ", bias=False")
+
+
+class LSTM(TorchLayoutRecurrent):
+    """A stacked LSTM as torch.nn.LSTM (time-major): forward(xs (T, B, I), state=None,
+    lengths=None) -> (outputs (T, B, D·H), (h_n, c_n) each (L·D, B, H)).
+
+    state is (h_0, c_0), each (L·D, B, H), zeros by default; lengths (B,) runs a padded
+    batch as torch's pack_padded_sequence does (outputs past a sequence's end are 0).
+    Dropout (training only) applies between layers. load_torch_state_dict(sd) takes
+    torch.nn.LSTM(...).state_dict() directly.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False,
+                 dropout=0.0, bias=True, dtype=np.float64):
+        super().__init__(LSTMCell(input_size, hidden_size, bias, dtype), num_layers,
+                         bidirectional, dropout)
