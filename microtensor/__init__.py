@@ -2,8 +2,8 @@
 import numpy as np
 
 from .autograd import enable_grad, is_grad_enabled, name_scope, no_grad
-from .creation import (arange, full, generator, get_rng_state, manual_seed, ones, ones_like,
-                       rand, randn, set_rng_state, tensor, zeros, zeros_like)
+from .creation import (arange, as_tensor, full, generator, get_rng_state, manual_seed, ones,
+                       ones_like, rand, randn, set_rng_state, tensor, zeros, zeros_like)
 from .errors import (CheckpointError, DTypeError, GradcheckError, GraphError, MicrotensorError,
                      ShapeError)
 from .functions import (abs, broadcast_to, clip, concat, exp, expand_dims, flatten, log,

@@ -136,7 +136,10 @@ class Outer:
     FOLD_ROWS = 4096
 
     def __init__(self, a, b):
-        self.a, self.b, self.rows, self.acc = [a], [b], len(a), None
+        if len(a) >= self.FOLD_ROWS:       # already one big product: don't hold its factors
+            self.a, self.b, self.rows, self.acc = [], [], 0, a.T @ b
+        else:
+            self.a, self.b, self.rows, self.acc = [a], [b], len(a), None
 
     def merge(self, other):
         self.a += other.a

@@ -32,6 +32,14 @@ def tensor(data, requires_grad=False, dtype=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
+def as_tensor(data, dtype=None):
+    """data as a Tensor without copying where possible (as torch.as_tensor): a Tensor is
+    returned as is, an ndarray of the right dtype is shared, not copied."""
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == dtype):
+        return data
+    return _leaf(np.asarray(data.data if isinstance(data, Tensor) else data, dtype=dtype))
+
+
 def _shape(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])

@@ -69,7 +69,7 @@ class VanillaRNN(nn.Module):
             input_size, hidden_size, output_size
 
     def forward(self, xs, h0=None):
-        xs = mt.tensor(xs) if not isinstance(xs, mt.Tensor) else xs
+        xs = mt.as_tensor(xs)
         hs, h_T = nn.unroll(self.cell, xs, h0)
         return F.linear(hs, self.Why, self.by), h_T
 

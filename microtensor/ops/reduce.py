@@ -138,7 +138,9 @@ class CrossEntropy(Op):
     def forward(z, targets, reduction="mean"):
         rows = np.arange(len(targets))
         m = z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(z - m).sum(axis=1)) + m[:, 0]          # log Σ e^z, stably
+        e = z - m
+        np.exp(e, out=e)                                            # one (N, C) temporary
+        lse = np.log(e.sum(axis=1)) + m[:, 0]                       # log Σ e^z, stably
         losses = lse - z[rows, targets]
         if reduction == "mean":
             out = losses.mean()
@@ -151,7 +153,8 @@ class CrossEntropy(Op):
     @staticmethod
     def backward(ctx, g):
         z, targets, lse, reduction = ctx.saved
-        p = np.exp(z - lse[:, None])                                # softmax(z)
+        p = z - lse[:, None]
+        np.exp(p, out=p)                                            # softmax(z)
         p[np.arange(len(targets)), targets] -= 1
         if reduction == "mean":
             p *= g / p.dtype.type(len(targets))
