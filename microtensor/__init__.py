@@ -4,8 +4,8 @@ import numpy as np
 from .autograd import enable_grad, is_grad_enabled, name_scope, no_grad
 from .creation import (arange, as_tensor, full, generator, get_rng_state, manual_seed, ones,
                        ones_like, rand, randn, set_rng_state, tensor, zeros, zeros_like)
-from .errors import (CheckpointError, DTypeError, GradcheckError, GraphError, MicrotensorError,
-                     ShapeError)
+from .errors import (ArgumentError, CheckpointError, DTypeError, GradcheckError, GraphError,
+                     IndexOutOfRange, MicrotensorError, ShapeError)
 from .functions import (abs, broadcast_to, clip, concat, exp, expand_dims, flatten, log,
                         matmul, max, maximum, mean, min, minimum, relu, reshape, sigmoid, split,
                         sqrt, squeeze, stack, sum, tanh, transpose, where)

@@ -8,7 +8,7 @@ from heapq import heappop, heappush
 import numpy as np
 
 from .broadcast import unbroadcast
-from .errors import GraphError
+from .errors import GraphError, ShapeError
 
 
 class _State(threading.local):
@@ -283,6 +283,9 @@ def _accumulate(pending, owned, p, g, node):
 
 def _accumulate_leaf(t, g):
     """Leaves add into .grad in their own dtype, copying so .grad never aliases another array."""
+    if g.shape != t.data.shape:         # only an op's buggy backward can get here
+        raise ShapeError(f"backward: the gradient reaching a leaf of shape {t.data.shape} "
+                         f"has shape {g.shape}; an op's backward returned the wrong shape")
     if t.grad is None:
         t.grad = np.array(g, dtype=t.data.dtype, copy=True)
     else:

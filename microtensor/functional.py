@@ -35,6 +35,7 @@ def linear(x, weight, bias=None):
     precomputed input projection: F.linear(h, Whh, xp_t) = h Whhᵀ + xp_t.
     """
     x = x if isinstance(x, Tensor) else as_tensor(x)
+    weight = weight if isinstance(weight, Tensor) else as_tensor(weight)
     if bias is None:
         return _binary(ops.Linear, x, weight)
     return apply(ops.Linear, x, weight, bias if isinstance(bias, Tensor) else as_tensor(bias))

@@ -326,6 +326,8 @@ class Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.data.dtype:
             return self
+        if dtype.kind != "f":               # integers and bools carry no gradient
+            return _leaf(self.data.astype(dtype))
         return apply(ops.Cast, self, dtype=dtype)
 
     # ---- reductions -------------------------------------------------------------------
@@ -415,8 +417,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False):
     inputs = [inputs] if single else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, (Tensor, np.ndarray)):
-        grad_outputs = [grad_outputs]
+    elif isinstance(grad_outputs, (Tensor, np.ndarray, int, float)):
+        grad_outputs = [np.full(outputs[0].shape, grad_outputs, dtype=outputs[0].dtype)
+                        if isinstance(grad_outputs, (int, float)) else grad_outputs]
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise GraphError(f"grad: input {i} is not a tensor that requires grad")

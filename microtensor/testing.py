@@ -29,11 +29,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
         raise GradcheckError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     rng = np.random.default_rng(0)
     if out.size <= FULL_JACOBIAN_MAX:
-        projections = list(np.eye(out.size).reshape((out.size,) + out.shape))
+        projections = [row.reshape(out.shape) for row in np.eye(out.size)]
     else:
         projections = [rng.standard_normal(out.shape) for _ in range(2)]
     wrt_tensors = [inputs[i] for i in wrt]
     numeric = [_numeric_jacobian(fn, inputs, t, eps) for t in wrt_tensors]
+    rows = {i: ([], []) for i in wrt}          # vᵀJ of each projection: analytic, numeric
     for v in projections:
         analytic = grad(out, wrt_tensors, grad_outputs=v, retain_graph=True)
         again = grad(out, wrt_tensors, grad_outputs=v, retain_graph=True)
@@ -42,8 +43,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
             if not np.array_equal(a, b):
                 raise GradcheckError(f"gradcheck: two backward passes disagree for input "
                                      f"{_label(inputs, i)}: the gradient is not deterministic")
-            n = np.tensordot(v, jac, axes=v.ndim).reshape(t.shape)
-            _compare(inputs, i, a, n, atol, rtol)
+            rows[i][0].append(a)
+            rows[i][1].append(np.tensordot(v, jac, axes=v.ndim).reshape(t.shape))
+    for i, (a, n) in rows.items():             # report the worst element over all rows
+        if a:
+            _compare(inputs, i, np.stack(a), np.stack(n), atol, rtol,
+                     out.shape if out.size <= FULL_JACOBIAN_MAX else None)
     zero = grad(out, wrt_tensors, grad_outputs=np.zeros(out.shape), retain_graph=True)
     for i, z in zip(wrt, zero):
         if np.any(z != 0):
@@ -80,10 +85,19 @@ def _check_meta(inputs, i, t, g):
                              f"{g.shape} and dtype {g.dtype}; expected {t.shape} and {t.dtype}")
 
 
-def _compare(inputs, i, a, n, atol, rtol):
+def _compare(inputs, i, a, n, atol, rtol, out_shape):
+    """a, n: one row per projection. out_shape is given when the rows are the full Jacobian's."""
     err = np.abs(a - n) - (atol + rtol * np.abs(n))
-    if err.size and (np.max(err) > 0 or not np.all(np.isfinite(a))):
-        k = np.unravel_index(np.argmax(np.where(np.isfinite(err), err, np.inf)), a.shape)
-        raise GradcheckError(
-            f"gradcheck: input {_label(inputs, i)} disagrees at element {tuple(map(int, k))}: "
-            f"analytic {a[k]!r} vs numeric {n[k]!r} (atol={atol}, rtol={rtol})")
+    if not err.size:
+        return
+    err = np.where(np.isfinite(err), err, np.inf)
+    row, *k = np.unravel_index(np.argmax(err), a.shape)
+    if err[(row, *k)] <= 0:
+        return
+    k = tuple(map(int, k))
+    at = (f"∂output[{tuple(map(int, np.unravel_index(row, out_shape)))}]" if out_shape is not None
+          else f"random projection {row}")
+    raise GradcheckError(
+        f"gradcheck: input {_label(inputs, i)} disagrees at element {k}: analytic "
+        f"{a[(row, *k)].item()!r} vs numeric {n[(row, *k)].item()!r} ({at}; atol={atol}, "
+        f"rtol={rtol})")

@@ -144,7 +144,6 @@ class Where(Op):
     """where(cond, a, b);  ∂a = g where cond, ∂b = g elsewhere (cond is not differentiable)"""
     name = "where"
     broadcasts = True
-    shape_error = _broadcast_error("where")
 
     @staticmethod
     def forward(a, b, cond):
@@ -155,6 +154,15 @@ class Where(Op):
         cond = ctx.saved
         zero = np.zeros((), dtype=g.dtype)
         return np.where(cond, g, zero), np.where(cond, zero, g)
+
+    @staticmethod
+    def shape_error(sa, sb, cond):
+        try:
+            np.broadcast_shapes(cond.shape, sa, sb)
+        except ValueError:
+            return (f"where: cannot broadcast cond, a and b of shapes {cond.shape}, {sa} and "
+                    f"{sb} (NumPy broadcasting rules)")
+        return None
 
 
 @register

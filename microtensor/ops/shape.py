@@ -25,12 +25,12 @@ class Transpose(Op):
 
     @staticmethod
     def forward(a, axes=None):
-        return np.transpose(a, axes), axes
+        y = np.transpose(a, axes)    # validates axes before we invert them (negatives allowed)
+        return y, None if axes is None else tuple(np.argsort([ax % a.ndim for ax in axes]))
 
     @staticmethod
     def backward(ctx, g):
-        axes = ctx.saved
-        return (np.transpose(g, None if axes is None else np.argsort(axes)),)
+        return (np.transpose(g, ctx.saved),)
 
 
 @register

@@ -1,0 +1,392 @@
+"""The backward engine: graph walking, accumulation, release, grad mode, hooks, mt.grad, errors."""
+import gc
+import sys
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import microtensor as mt
+from microtensor.autograd import RELEASED, Op
+from microtensor.tensor import apply
+
+
+def randn(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+# ---- walking the graph -----------------------------------------------------------------------
+
+def test_backward_through_a_100000_op_chain_at_the_default_recursion_limit():
+    limit = sys.getrecursionlimit()
+    x = mt.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.000001
+    y.backward()
+    assert sys.getrecursionlimit() == limit
+    assert x.grad == pytest.approx(1.000001 ** 100_000, rel=1e-9)
+    del y            # freeing the chain must not recurse either
+    gc.collect()
+
+
+def test_parents_are_kept_in_argument_order():
+    a, b = mt.tensor(2.0, requires_grad=True), mt.tensor(3.0, requires_grad=True)
+    y = a - b
+    assert y.parents[0] is a and y.parents[1] is b
+    y.backward()
+    assert (a.grad, b.grad) == (1.0, -1.0)
+
+
+# ---- memory ------------------------------------------------------------------------------------
+
+def test_backward_releases_saved_arrays_and_keeps_the_structure():
+    a = mt.tensor(randn(3), requires_grad=True)
+    b = mt.tensor(randn(3, seed=1), requires_grad=True)
+    cond = np.array([True, False, True])
+    saved = weakref.ref(cond)            # where() saves cond, and nothing else holds it
+    y = mt.where(cond, a, b)
+    del cond
+    h = (y * a).tanh()
+    loss = h.sum()
+    assert saved() is not None
+    loss.backward()
+    gc.collect()
+    assert saved() is None
+    for t in (y, h.parents[0], h, loss):
+        assert t.saved is RELEASED
+    assert y.op.name == "where" and y.parents[0] is a and y.parents[1] is b
+    assert h.op.name == "tanh" and h.parents[0].parents[0] is y
+    assert loss.parents[0] is h
+
+
+def test_the_graph_is_reclaimed_after_backward_and_del():
+    x = mt.tensor(randn(4), requires_grad=True)
+    mid = (x * 2).exp()
+    loss = (mid * x).sum()
+    ref = weakref.ref(mid)
+    loss.backward()
+    del mid, loss
+    gc.collect()
+    assert ref() is None
+    np.testing.assert_allclose(x.grad, np.exp(2 * x.data) * (2 * x.data + 1))
+
+
+def test_retain_graph_keeps_saved_arrays_and_allows_a_second_backward():
+    x = mt.tensor([1.0, -2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    assert y.parents[0].saved is not RELEASED
+    y.backward()
+    np.testing.assert_array_equal(x.grad, 2 * (2 * x.data))
+
+
+# ---- accumulation --------------------------------------------------------------------------
+
+def test_a_tensor_used_twice_gets_both_contributions():
+    x = mt.tensor([1.5, -2.0], requires_grad=True)
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, 2 * x.data)
+
+
+def test_a_tensor_used_three_times():
+    x = mt.tensor(randn(3), requires_grad=True)
+    (x * 2 + x.exp() + x.tanh()).sum().backward()
+    np.testing.assert_allclose(x.grad, 2 + np.exp(x.data) + 1 - np.tanh(x.data) ** 2)
+
+
+def test_an_intermediate_used_twice_and_the_same_gradient_array_given_to_two_parents():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    a = x * 3.0
+    (a + a).sum().backward()             # add hands the same g to both inputs
+    np.testing.assert_array_equal(x.grad, [6.0, 6.0])
+    p, q = mt.tensor([1.0], requires_grad=True), mt.tensor([2.0], requires_grad=True)
+    (p + q).sum().backward()
+    assert p.grad is not q.grad
+    p.grad += 10
+    np.testing.assert_array_equal(q.grad, [1.0])
+
+
+def test_gradients_accumulate_across_backward_calls_until_cleared():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [6.0, 6.0])
+    x.grad = None
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_leaves_accumulate_in_their_own_dtype():
+    x32 = mt.tensor([1.0, 2.0], dtype=mt.float32, requires_grad=True)
+    w64 = mt.tensor([0.5, 0.25], requires_grad=True)
+    y = (x32 * w64).sum()
+    assert y.dtype == np.float64
+    y.backward()
+    assert x32.grad.dtype == np.float32 and w64.grad.dtype == np.float64
+    np.testing.assert_array_equal(x32.grad, [0.5, 0.25])
+    (x32 * w64).sum().backward()
+    assert x32.grad.dtype == np.float32
+    np.testing.assert_array_equal(x32.grad, [1.0, 0.5])
+
+
+def test_broadcast_gradients_are_summed_back_to_each_shape():
+    T, B, H = 3, 2, 4
+    h = mt.tensor(randn(T, B, H), requires_grad=True)
+    bias = mt.tensor(randn(H, seed=1), requires_grad=True)
+    row = mt.tensor(randn(B, 1, seed=2), requires_grad=True)
+    scale = mt.tensor(1.5, requires_grad=True)
+    g = randn(T, B, H, seed=3)
+    ((h + bias) * row * scale).backward(g)
+    assert bias.grad.shape == (H,) and row.grad.shape == (B, 1) and scale.grad.shape == ()
+    np.testing.assert_allclose(bias.grad, (g * row.data * 1.5).sum(axis=(0, 1)))
+    np.testing.assert_allclose(row.grad, (g * (h.data + bias.data) * 1.5).sum(axis=(0, 2))[:, None])
+    np.testing.assert_allclose(scale.grad, (g * (h.data + bias.data) * row.data).sum())
+    np.testing.assert_allclose(h.grad, g * row.data * 1.5)
+
+
+def test_a_bias_shared_by_every_step_accumulates_its_broadcast_gradients():
+    bias = mt.tensor(np.zeros(3), requires_grad=True)
+    xs = [mt.tensor(randn(2, 3, seed=t)) for t in range(4)]
+    loss = sum(((x + bias) * (t + 1)).sum() for t, x in enumerate(xs))
+    loss.backward()
+    np.testing.assert_array_equal(bias.grad, np.full(3, 2 * (1 + 2 + 3 + 4)))
+
+
+# ---- released graphs ----------------------------------------------------------------------
+
+def test_second_backward_through_a_released_graph_names_retain_graph():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward()
+    with pytest.raises(mt.GraphError, match=r"retain_graph=True"):
+        loss.backward()
+
+
+def test_a_carried_state_from_a_freed_step_suggests_detach_and_leaves_grads_untouched():
+    W = mt.tensor(randn(2, 2), requires_grad=True)
+    h = mt.tensor(np.zeros(2))
+    h = (h @ W + 1.0).tanh()                       # step 1
+    h.sum().backward()
+    first = W.grad.copy()
+    h2 = (h @ W).tanh()                           # step 2 reaches step 1's freed graph
+    with pytest.raises(mt.GraphError, match=r"detach\(\)") as err:
+        h2.sum().backward()
+    assert "freed" in str(err.value)
+    np.testing.assert_array_equal(W.grad, first)   # the failed backward changed nothing
+    h3 = (h.detach() @ W).tanh()
+    h3.sum().backward()
+    np.testing.assert_allclose(W.grad - first, np.outer(h.data, 1 - h3.data ** 2))
+
+
+def test_an_error_mid_backward_leaves_every_grad_untouched():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    w = mt.tensor([3.0, 4.0], requires_grad=True)
+    (x * w).sum().backward()
+    before = x.grad.copy(), w.grad.copy()
+    mid = x * w
+    mid.retain_grad()
+
+    def boom(g):
+        raise RuntimeError("hook failed")
+    y = mid * 2
+    y.register_hook(boom)
+    with pytest.raises(RuntimeError, match="hook failed"):
+        (y + x).sum().backward()
+    np.testing.assert_array_equal(x.grad, before[0])
+    np.testing.assert_array_equal(w.grad, before[1])
+    assert mid.grad is None
+
+
+# ---- grad mode ----------------------------------------------------------------------------
+
+def test_no_grad_records_nothing_and_enable_grad_inside_it_records_again():
+    x = mt.tensor(1.0, requires_grad=True)
+    with mt.no_grad():
+        assert not mt.is_grad_enabled()
+        y = x * 2
+        with mt.enable_grad():
+            assert mt.is_grad_enabled()
+            z = x * 2
+        assert not mt.is_grad_enabled()
+    assert mt.is_grad_enabled()
+    assert not y.requires_grad and y.op is None and y.parents is None
+    assert z.requires_grad and z.op.name == "mul"
+    assert y.item() == 2.0
+
+
+def test_no_grad_as_a_decorator_and_restored_after_an_exception():
+    x = mt.tensor(1.0, requires_grad=True)
+
+    @mt.no_grad()
+    def f(t):
+        return t * 3, mt.is_grad_enabled()
+
+    out, enabled = f(x)
+    assert not enabled and not out.requires_grad and out.item() == 3.0
+    assert mt.is_grad_enabled()
+    with pytest.raises(KeyError):
+        with mt.no_grad():
+            raise KeyError
+    assert mt.is_grad_enabled()
+
+
+def test_grad_mode_is_thread_local():
+    x = mt.tensor(1.0, requires_grad=True)
+    seen = {}
+
+    def worker():
+        seen["enabled"] = mt.is_grad_enabled()
+        seen["records"] = (x * 2).requires_grad
+
+    with mt.no_grad():
+        th = threading.Thread(target=worker)
+        th.start()
+        th.join()
+        assert not (x * 2).requires_grad
+    assert seen == {"enabled": True, "records": True}
+
+
+# ---- hooks, retain_grad, keep_grads ---------------------------------------------------------
+
+def test_a_hook_sees_the_gradient_and_a_returned_array_replaces_it():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    seen = []
+    y.register_hook(lambda g: seen.append(g.copy()))
+    y.register_hook(lambda g: g * 10)
+    (y * mt.tensor([3.0, 5.0])).sum().backward()
+    np.testing.assert_array_equal(seen[0], [3.0, 5.0])
+    np.testing.assert_array_equal(x.grad, [60.0, 100.0])
+
+
+def test_a_hook_on_a_leaf_changes_what_is_accumulated():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: np.clip(g, -1, 1))
+    (x * 5).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0])
+    with pytest.raises(mt.GraphError, match="register_hook"):
+        mt.tensor([1.0]).register_hook(print)
+
+
+def test_only_leaves_keep_grad_unless_retain_grad():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    a = x * 2
+    b = (a * 3).retain_grad()
+    c = b.tanh()
+    c.sum().backward()
+    assert a.grad is None and c.grad is None
+    np.testing.assert_allclose(b.grad, 1 - np.tanh(b.data) ** 2)
+    np.testing.assert_allclose(x.grad, 6 * (1 - np.tanh(6 * x.data) ** 2))
+    with pytest.raises(mt.GraphError, match="retain_grad"):
+        mt.tensor([1.0]).retain_grad()
+
+
+def test_keep_grads_stores_every_intermediate_gradient():
+    x = mt.tensor([0.5, -1.0], requires_grad=True)
+    a = x * 3
+    b = a.exp()
+    c = b.sum()
+    c.backward(keep_grads=True)
+    assert c.grad == 1.0
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+    np.testing.assert_allclose(a.grad, np.exp(a.data))
+    np.testing.assert_allclose(x.grad, 3 * np.exp(a.data))
+
+
+# ---- mt.grad ------------------------------------------------------------------------------
+
+def test_grad_returns_arrays_and_leaves_dot_grad_untouched():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    w = mt.tensor([3.0, -1.0], requires_grad=True)
+    unused = mt.tensor([7.0], requires_grad=True)
+    x.grad = np.array([100.0, 100.0])
+    y = (x * x * w).sum()
+    gx, gw, gu = mt.grad(y, [x, w, unused])
+    assert all(isinstance(g, np.ndarray) for g in (gx, gw, gu))
+    np.testing.assert_array_equal(gx, 2 * x.data * w.data)
+    np.testing.assert_array_equal(gw, x.data ** 2)
+    np.testing.assert_array_equal(gu, [0.0])
+    np.testing.assert_array_equal(x.grad, [100.0, 100.0])
+    assert w.grad is None
+
+
+def test_grad_with_grad_outputs_and_several_non_scalar_outputs():
+    x = mt.tensor(randn(2, 3), requires_grad=True)
+    W = mt.tensor(randn(3, 4, seed=1), requires_grad=True)
+    y = x @ W
+    z = x.exp()
+    gy, gz = randn(2, 4, seed=2), randn(2, 3, seed=3)
+    (gx,) = mt.grad([y, z], [x], grad_outputs=[gy, gz], retain_graph=True)
+    np.testing.assert_allclose(gx, gy @ W.data.T + gz * np.exp(x.data))
+    gW = mt.grad(y, W, grad_outputs=gy)
+    assert isinstance(gW, tuple) and len(gW) == 1
+    np.testing.assert_allclose(gW[0], x.data.T @ gy)
+    with pytest.raises(mt.GraphError, match="retain_graph=True"):
+        mt.grad(y, W, grad_outputs=gy)
+
+
+def test_grad_runs_hooks_but_stores_no_retained_grad():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2).retain_grad()
+    y.register_hook(lambda g: g * 3)
+    (gx,) = mt.grad((y * y).sum(), [x])
+    np.testing.assert_array_equal(gx, 3 * 2 * y.data * 2)
+    assert y.grad is None and x.grad is None
+
+
+# ---- name scopes ----------------------------------------------------------------------------
+
+def test_name_scope_marks_ops_and_nests_with_a_slash():
+    x = mt.tensor([1.0], requires_grad=True)
+    with mt.name_scope("rnn"):
+        a = x * 2
+        with mt.name_scope("t=3"):
+            b = a.tanh()
+        c = b + 1
+    d = c * 2
+    assert (a.scope, b.scope, c.scope, d.scope, x.scope) == ("rnn", "rnn/t=3", "rnn", None, None)
+
+
+# ---- errors -------------------------------------------------------------------------------
+
+def test_backward_on_a_non_scalar_needs_grad():
+    y = mt.tensor([1.0, 2.0], requires_grad=True) * 2
+    with pytest.raises(mt.GraphError, match=r"one element.*shape \(2,\).*grad="):
+        y.backward()
+
+
+def test_backward_on_a_tensor_that_does_not_require_grad():
+    with pytest.raises(mt.GraphError, match="does not require grad"):
+        mt.tensor([1.0, 2.0]).sum().backward()
+    with mt.no_grad():
+        y = (mt.tensor([1.0], requires_grad=True) * 2).sum()
+    with pytest.raises(mt.GraphError, match="does not require grad"):
+        y.backward()
+
+
+def test_backward_with_a_grad_of_the_wrong_shape():
+    y = mt.tensor([1.0, 2.0], requires_grad=True) * 2
+    with pytest.raises(mt.ShapeError, match=r"grad has shape \(3,\).*tensor has shape \(2,\)"):
+        y.backward(np.ones(3))
+
+
+class _WrongShape(Op):
+    """A deliberately broken op (not registered): its gradient cannot reduce to the input."""
+    name = "wrong_shape"
+    broadcasts = True
+
+    @staticmethod
+    def forward(a):
+        return a * 2, None
+
+    @staticmethod
+    def backward(ctx, g):
+        return (np.ones(g.shape + (5,)),)
+
+
+def test_a_gradient_that_cannot_reduce_to_its_input_names_op_input_and_shapes():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(mt.ShapeError, match=r"wrong_shape \(input 0\).*\(2, 5\).*\(2,\)"):
+        apply(_WrongShape, x).sum().backward()
