@@ -11,13 +11,23 @@ from .broadcast import unbroadcast
 from .errors import GraphError, ShapeError
 
 
+OFF = object()   # _state.mode when no graph is recorded
+
+
 class _State(threading.local):
-    """Per-thread switches read by every op: record a graph or not, and the current name scope."""
+    """Per-thread switches. Ops read one attribute, `mode`: OFF, or the current name scope
+    (a str, or None outside any scope) when grad is enabled. set_mode keeps it in step."""
     enabled = True
     scope = None
+    mode = None
 
 
 _state = _State()
+
+
+def set_mode(enabled, scope):
+    _state.enabled, _state.scope = enabled, scope
+    _state.mode = scope if enabled else OFF
 
 
 class _GradMode:
@@ -28,10 +38,10 @@ class _GradMode:
 
     def __enter__(self):
         self.prev = _state.enabled
-        _state.enabled = self.enabled
+        set_mode(self.enabled, _state.scope)
 
     def __exit__(self, *exc):
-        _state.enabled = self.prev
+        set_mode(self.prev, _state.scope)
 
     def __call__(self, fn):
         @functools.wraps(fn)
@@ -62,11 +72,11 @@ def name_scope(name):
     The recurrent unroller marks time step t with "t=3"; the renderer clusters by these marks.
     """
     prev = _state.scope
-    _state.scope = name if prev is None else f"{prev}/{name}"
+    set_mode(_state.enabled, name if prev is None else f"{prev}/{name}")
     try:
         yield
     finally:
-        _state.scope = prev
+        set_mode(_state.enabled, prev)
 
 
 class Op:
@@ -187,24 +197,21 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
     keep_grads=True stores every tensor's gradient in .grad (for drawing BPTT).
     """
     pending = {}           # seq -> gradient so far
-    nodes = {}             # seq -> tensor
     owned = set()          # seqs whose pending gradient we allocated, so may add into in place
-    heap = []
+    heap = []              # (−seq, tensor): the latest-made tensor comes off first
     for r, g in zip(roots, root_grads):
         if r.seq in pending:
             _accumulate(pending, owned, r, g, None)
         else:
             pending[r.seq] = g
-            nodes[r.seq] = r
-            heappush(heap, -r.seq)
+            heappush(heap, (-r.seq, r))
     root_released = any(r.saved is RELEASED for r in roots)
     watch = capture is not None or keep_grads
     finals = []            # (tensor, gradient) to store once the walk has succeeded
     captured = {}
     while heap:
-        s = -heappop(heap)
-        t = nodes.pop(s)
-        g = pending.pop(s)
+        t = heappop(heap)[1]
+        g = pending.pop(t.seq)
         if type(g) is Outer:
             g = g.dense()
         op = t.op
@@ -232,8 +239,7 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
                 elif type(gp) is not Outer and gp.shape != p.data.shape:
                     gp = unbroadcast(gp, p.data.shape, t, p)
             pending[ps] = gp                    # the first contribution is kept, not copied
-            nodes[ps] = p
-            heappush(heap, -ps)
+            heappush(heap, (-ps, p))
     for t, g in finals:
         if t.op is None:
             _accumulate_leaf(t, g)

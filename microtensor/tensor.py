@@ -1,7 +1,7 @@
 """Tensor: an ndarray that remembers the op that made it, and backward() through that graph."""
 import numpy as np
 
-from .autograd import TensorMeta, _state, next_seq, run_backward
+from .autograd import OFF, TensorMeta, _state, next_seq, run_backward
 from .errors import ArgumentError, DTypeError, GraphError, IndexOutOfRange, ShapeError
 
 _new = object.__new__
@@ -17,14 +17,15 @@ def apply(op, *parents, **attrs):
     t.data = out
     t.grad = t._meta = None
     t.seq = next_seq()
-    if _state.enabled:
+    mode = _state.mode
+    if mode is not OFF:
         for p in parents:
             if p.requires_grad:
                 t.requires_grad = True
                 t.op = op
                 t.parents = parents
                 t.saved = saved
-                t.scope = _state.scope
+                t.scope = mode
                 return t
     t.requires_grad = False
     t.op = t.parents = t.saved = t.scope = None
@@ -41,12 +42,12 @@ def _binary(op, a, b):
     t.data = out
     t.grad = t._meta = None
     t.seq = next_seq()
-    if (a.requires_grad or b.requires_grad) and _state.enabled:
+    if (a.requires_grad or b.requires_grad) and (mode := _state.mode) is not OFF:
         t.requires_grad = True
         t.op = op
         t.parents = (a, b)
         t.saved = saved
-        t.scope = _state.scope
+        t.scope = mode
     else:
         t.requires_grad = False
         t.op = t.parents = t.saved = t.scope = None
@@ -60,12 +61,12 @@ def _unary(op, a):
     t.data = out
     t.grad = t._meta = None
     t.seq = next_seq()
-    if a.requires_grad and _state.enabled:
+    if a.requires_grad and (mode := _state.mode) is not OFF:
         t.requires_grad = True
         t.op = op
         t.parents = (a,)
         t.saved = saved
-        t.scope = _state.scope
+        t.scope = mode
     else:
         t.requires_grad = False
         t.op = t.parents = t.saved = t.scope = None

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functions as fn
-from ..autograd import _state
+from ..autograd import _state, set_mode
 from ..errors import ShapeError
 from ..tensor import Tensor
 from .module import Module, ModuleList
@@ -109,16 +109,16 @@ def unroll(cell, xs, state=None, lengths=None, scope=None):
         lengths = _check_lengths(cell, lengths, T, B)
         steps = np.arange(T)[:, None] < lengths[None, :]            # (T, B)
         masks = [Tensor(m[:, None]) for m in steps]
-    outer = _state.scope
+    outer, enabled = _state.scope, _state.enabled
     base = "/".join(s for s in (outer, scope) if s) or None
     prefix = f"{base}/" if base else ""
     outputs = []
     single = not isinstance(state, tuple)
     try:
-        _state.scope = base            # the input projection belongs to no single step
+        set_mode(enabled, base)         # the input projection belongs to no single step
         xp = cell.precompute(xs)
         for t in range(T):
-            _state.scope = f"{prefix}t={t}"
+            set_mode(enabled, f"{prefix}t={t}")
             new = cell(xp[t], state)
             if not (single and isinstance(new, Tensor) and new.data.shape == shapes[0]):
                 _check_step(name, new, shapes, t)
@@ -131,7 +131,7 @@ def unroll(cell, xs, state=None, lengths=None, scope=None):
                 outputs.append(cell.output(new))
             state = new
     finally:
-        _state.scope = outer
+        set_mode(enabled, outer)
     return fn.stack(outputs), state
 
 
