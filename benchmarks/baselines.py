@@ -1,0 +1,197 @@
+"""The implementations bench_rnn.py times: one factory per baseline, each returning a Runner.
+
+A Runner's `step()` does the timed work and returns what the implementation gives back;
+`read(out)` turns that into (loss, {name: gradient as ndarray}) for the equality check, outside
+the timed region. Factories take the same NumPy inputs, so every baseline starts from the same
+weights and data. torch is imported lazily: its factories are only called when it is importable.
+"""
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+import microtensor as mt
+import models
+from models import rnn_reference
+
+PARAMS = ("Wxh", "Whh", "Why", "bh", "by")
+
+
+@dataclass
+class Runner:
+    step: Callable[[], Any]
+    read: Callable[[Any], tuple]
+
+
+# ---- per-op overhead: h = tanh(h · w + b), repeated, on shape (8,) ------------------------
+
+def chain_numpy(h0, w, b, steps):
+    """The chain in NumPy with a hand-written backward (the floor for per-op cost)."""
+    def step():
+        hs = [h0]
+        h = h0
+        for _ in range(steps):
+            h = np.tanh(h * w + b)
+            hs.append(h)
+        loss = h.sum()
+        dh, dw, db = np.ones_like(h), np.zeros_like(w), np.zeros_like(b)
+        for t in range(steps, 0, -1):
+            dz = dh * (1 - hs[t] * hs[t])                            # d tanh(z) = 1 − h²
+            db += dz
+            dw += dz * hs[t - 1]
+            dh = dz * w
+        return loss, {"w": dw, "b": db}
+    return Runner(step, lambda out: (float(out[0]), out[1]))
+
+
+def chain_microtensor(h0, w, b, steps):
+    wt, bt = mt.tensor(w, requires_grad=True), mt.tensor(b, requires_grad=True)
+
+    def step():
+        wt.grad = bt.grad = None
+        h = mt.tensor(h0)
+        for _ in range(steps):
+            h = (h * wt + bt).tanh()
+        loss = h.sum()
+        loss.backward()
+        return loss
+    return Runner(step, lambda loss: (loss.item(), {"w": wt.grad, "b": bt.grad}))
+
+
+def chain_torch(h0, w, b, steps):
+    import torch
+    wt = torch.tensor(w, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    ht = torch.tensor(h0)
+
+    def step():
+        wt.grad = bt.grad = None
+        h = ht
+        for _ in range(steps):
+            h = torch.tanh(h * wt + bt)
+        loss = h.sum()
+        loss.backward()
+        return loss
+    return Runner(step, lambda loss: (loss.item(), {"w": wt.grad.numpy(), "b": bt.grad.numpy()}))
+
+
+# ---- one training step of the vanilla RNN: forward, mean cross-entropy, backward -----------
+
+def _read_hand(out):
+    return out["loss"], {k: out["d" + k] for k in PARAMS}
+
+
+def hand_tutorial(params, xs, ys):
+    """min-char-rnn's per-step BPTT, batched (models/rnn_reference.bptt): the reference, 1.00."""
+    return Runner(lambda: rnn_reference.bptt(params, xs, ys), _read_hand)
+
+
+def hand_hoisted(params, xs, ys):
+    """The same with every step-independent matmul hoisted out of the time loops."""
+    return Runner(lambda: rnn_reference.bptt_hoisted(params, xs, ys), _read_hand)
+
+
+def microtensor_rnn(params, xs, ys):
+    """models.VanillaRNN as users get it; BPTT is loss.backward() through the graph."""
+    H, V = params["Wxh"].shape
+    model = models.VanillaRNN(V, H, params["Why"].shape[0], dtype=params["Wxh"].dtype)
+    for k in PARAMS:
+        getattr(model, k).data[...] = params[k]
+
+    def step():
+        model.zero_grad()
+        loss, _ = model.loss(xs, ys)
+        loss.backward()
+        return loss
+    return Runner(step, lambda loss: (loss.item(), {k: getattr(model, k).grad for k in PARAMS}))
+
+
+def _torch_inputs(xs, ys):
+    import torch
+    return torch.from_numpy(xs), torch.from_numpy(ys.reshape(-1).astype(np.int64))
+
+
+def _read_torch(tensors):
+    def read(loss):
+        return loss.item(), {k: t.grad.numpy() for k, t in tensors.items()}
+    return read
+
+
+def torch_nn_rnn(params, xs, ys):
+    """torch.nn.RNN (its fused kernel) + nn.Linear, loaded with the same weights."""
+    import torch
+    H, V = params["Wxh"].shape
+    dtype = torch.float64 if params["Wxh"].dtype == np.float64 else torch.float32
+    rnn = torch.nn.RNN(V, H, nonlinearity="tanh").to(dtype)
+    out = torch.nn.Linear(H, params["Why"].shape[0]).to(dtype)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.from_numpy(params["Wxh"]))
+        rnn.weight_hh_l0.copy_(torch.from_numpy(params["Whh"]))
+        rnn.bias_ih_l0.copy_(torch.from_numpy(params["bh"]))
+        rnn.bias_hh_l0.zero_()                                       # bh is the sum of torch's two biases
+        out.weight.copy_(torch.from_numpy(params["Why"]))
+        out.bias.copy_(torch.from_numpy(params["by"]))
+    x, y = _torch_inputs(xs, ys)
+    T, B, _ = xs.shape
+    h0 = torch.zeros(1, B, H, dtype=dtype)
+
+    def step():
+        rnn.zero_grad(set_to_none=True)
+        out.zero_grad(set_to_none=True)
+        hs, _ = rnn(x, h0)
+        loss = torch.nn.functional.cross_entropy(out(hs).reshape(T * B, -1), y)
+        loss.backward()
+        return loss
+    return Runner(step, _read_torch({"Wxh": rnn.weight_ih_l0, "Whh": rnn.weight_hh_l0,
+                                     "Why": out.weight, "bh": rnn.bias_ih_l0, "by": out.bias}))
+
+
+def torch_composed(params, xs, ys):
+    """The same per-step formulation as microtensor's model, written with torch tensors."""
+    import torch
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items() if k in PARAMS}
+    x, y = _torch_inputs(xs, ys)
+    T, B, _ = xs.shape
+    h0 = torch.zeros(B, p["Whh"].shape[0], dtype=p["Whh"].dtype)
+
+    def step():
+        for t in p.values():
+            t.grad = None
+        xp = x @ p["Wxh"].T + p["bh"]                                # input projection of every step
+        # unbind rather than xp[t]: torch's backward of xp[t] fills a whole (T, B, H) tensor of
+        # zeros per step, quadratic in T (6 min at T = 100,000); unbind's backward is one stack.
+        h, hs = h0, []
+        WhhT = p["Whh"].T
+        for xp_t in xp.unbind(0):
+            h = torch.tanh(xp_t + h @ WhhT)
+            hs.append(h)
+        logits = torch.stack(hs) @ p["Why"].T + p["by"]              # output projection, one matmul
+        loss = torch.nn.functional.cross_entropy(logits.reshape(T * B, -1), y)
+        loss.backward()
+        return loss
+    return Runner(step, _read_torch(p))
+
+
+TRAINING_STEP = {
+    "hand BPTT, tutorial style": hand_tutorial,
+    "hand BPTT, hoisted": hand_hoisted,
+    "microtensor (models.VanillaRNN)": microtensor_rnn,
+    "torch.nn.RNN + nn.Linear": torch_nn_rnn,
+    "torch composed ops": torch_composed,
+}
+TORCH_BASELINES = {"torch.nn.RNN + nn.Linear", "torch composed ops"}
+CHAIN = {
+    "NumPy, hand backward": chain_numpy,
+    "torch eager": chain_torch,
+    "microtensor": chain_microtensor,
+}
+
+
+def rnn_problem(V, H, T, B, dtype, seed=0):
+    """Classic-init weights (randn · 0.01, zero biases), one-hot inputs of a random index
+    sequence and its next-index targets (many-to-many)."""
+    rng = np.random.default_rng(seed)
+    params = rnn_reference.init_params(V, H, V, rng, dtype=dtype)
+    idx = rng.integers(0, V, size=(T + 1, B))
+    xs = np.eye(V, dtype=dtype)[idx[:-1]]
+    return params, xs, idx[1:]

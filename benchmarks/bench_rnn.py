@@ -1,0 +1,408 @@
+"""Speed of graph BPTT (models.VanillaRNN) against hand-written NumPy and PyTorch (issue 7).
+
+Prints three Markdown tables, with issue 7's targets beside microtensor's rows:
+  1. per-op overhead: h = tanh(h·w + b) repeated (2,001 ops on shape (8,)), forward + backward,
+     in µs/op for NumPy with a hand-written backward, torch eager and microtensor;
+  2. one training step (forward, mean cross-entropy, backward) of a vanilla RNN at
+     (V, H, T, B) = (65, 100, 25, 1), (65, 256, 50, 32), (65, 1024, 50, 64), float64 and float32,
+     in ms/step and as a ratio to the tutorial-style hand BPTT of the same dtype;
+  3. one step at T = 10,000 and T = 100,000 (H = 32, B = 1): time and peak memory above the
+     baseline, each implementation in a fresh subprocess.
+
+Method: single-threaded BLAS (OMP/MKL/OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1)). Every
+implementation is first checked equal to the reference (loss and all five gradients, max relative
+error ≤ 1e-10 in float64, ≤ 1e-4 in float32); one that is not is reported and not timed. Timed
+implementations run interleaved, one call each per round in a rotating order, after a warm-up
+round; times are medians over rounds, and a ratio is the median of the per-round ratios (its
+quartiles in brackets). Python's garbage collector stays enabled, as users have it. torch rows are
+skipped when torch is not importable. This is a benchmark: it never asserts a time.
+
+Run from the repository root: python benchmarks/bench_rnn.py [--quick] [--markdown PATH]
+"""
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"                  # before NumPy or torch load their BLAS
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+try:
+    import torch
+    torch.set_num_threads(1)
+except ImportError:
+    torch = None
+
+import baselines  # noqa: E402
+from baselines import PARAMS, TORCH_BASELINES, TRAINING_STEP  # noqa: E402
+
+REFERENCE = "hand BPTT, tutorial style"
+MICROTENSOR = "microtensor (models.VanillaRNN)"
+CHAIN_STEPS = 667                                   # 3 ops each: 2,001 ops
+STEP_SIZES = [                                      # (V, H, T, B), issue 7's target ratio, time budget (s)
+    ((65, 100, 25, 1), 0.5, 6),
+    ((65, 256, 50, 32), 1.0, 15),
+    ((65, 1024, 50, 64), 0.95, 45),
+]
+LONG = {"V": 65, "H": 32, "B": 1, "T": (10_000, 100_000)}
+LONG_IMPLS = [REFERENCE, "hand BPTT, hoisted", MICROTENSOR, "torch composed ops"]
+TOLERANCE = {np.float64: 1e-10, np.float32: 1e-4}
+
+
+# ---- timing and checking ---------------------------------------------------------------
+
+def interleaved(runners, rounds, warmup=1):
+    """Call each runner's step once per round, rotating the order; return {name: [seconds]}."""
+    names = list(runners)
+    times = {name: [] for name in names}
+    for r in range(warmup + rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            start = time.perf_counter()
+            runners[name].step()
+            elapsed = time.perf_counter() - start
+            if r >= warmup:
+                times[name].append(elapsed)
+    return times
+
+
+def ratio_stats(times, ref):
+    """Median and quartiles of the per-round ratios times / ref."""
+    ratios = [t / r for t, r in zip(times, ref)]
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    q1, med, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return med, q1, q3
+
+
+def rounds_for(budget, seconds_per_round, quick):
+    """As many rounds as fit the budget, at least 7 (3 with --quick), at most 300."""
+    if quick:
+        budget, least = budget / 5, 3
+    else:
+        least = 7
+    return int(min(300, max(least, budget / max(seconds_per_round, 1e-9))))
+
+
+def max_rel_error(got, want):
+    """Largest relative error over the loss and each gradient (relative to the gradient's max)."""
+    (loss, grads), (ref_loss, ref_grads) = got, want
+    errors = {"loss": abs(loss - ref_loss) / max(abs(ref_loss), 1e-300)}
+    for k, ref in ref_grads.items():
+        g = np.asarray(grads[k], dtype=np.float64)
+        errors["d" + k] = float(np.abs(g - ref).max() / max(np.abs(ref).max(), 1e-300))
+    worst = max(errors, key=errors.get)
+    return errors[worst], worst
+
+
+def checked(runners, tolerance):
+    """Run each runner once and compare it with the first; return (runners that agree, errors,
+    failures, seconds one round took)."""
+    results, seconds, errors, failures = {}, 0.0, {}, {}
+    for name, runner in runners.items():
+        start = time.perf_counter()
+        out = runner.step()
+        seconds += time.perf_counter() - start
+        results[name] = runner.read(out)
+    ref = results[next(iter(runners))]
+    ok = {}
+    for name, runner in runners.items():
+        err, where = max_rel_error(results[name], ref)
+        errors[name] = err
+        if err <= tolerance:
+            ok[name] = runner
+        else:
+            failures[name] = f"not verified: rel. error {err:.1e} in {where}"
+    return ok, errors, failures, seconds
+
+
+# ---- 1. per-op overhead ----------------------------------------------------------------
+
+def bench_per_op(quick):
+    rng = np.random.default_rng(0)
+    h0, w, b = rng.standard_normal(8) * 0.5, rng.standard_normal(8) * 0.5, rng.standard_normal(8) * 0.1
+    names = [n for n in baselines.CHAIN if torch is not None or n != "torch eager"]
+    runners = {n: baselines.CHAIN[n](h0, w, b, CHAIN_STEPS) for n in names}
+    ok, _, failures, seconds = checked(runners, 1e-12)
+    times = interleaved(ok, rounds_for(6, seconds, quick))
+    ops = 3 * CHAIN_STEPS
+    ref = times["NumPy, hand backward"]
+    rows = []
+    for name in names:
+        row = {"implementation": name, "target": "", "met": ""}
+        if name in failures:
+            row.update(time=failures[name], ratio="")
+        else:
+            us = statistics.median(times[name]) / ops * 1e6
+            row.update(time=f"{us:.2f}", ratio=_ratio_text(ratio_stats(times[name], ref)))
+            if name == "microtensor":
+                row.update(target="≤ 2.5 µs/op", met=_met(us <= 2.5))
+        rows.append(row)
+    if torch is None:
+        rows.append({"implementation": "torch eager", "time": "skipped: torch not importable",
+                     "ratio": "", "target": "", "met": ""})
+    return rows, len(ref)
+
+
+# ---- 2. training step ------------------------------------------------------------------
+
+def bench_training_step(size, dtype, target, budget, quick):
+    V, H, T, B = size
+    params, xs, ys = baselines.rnn_problem(V, H, T, B, dtype)
+    names = [n for n in TRAINING_STEP if torch is not None or n not in TORCH_BASELINES]
+    runners = {n: TRAINING_STEP[n](params, xs, ys) for n in names}
+    ok, errors, failures, seconds = checked(runners, TOLERANCE[dtype])
+    rounds = rounds_for(budget, seconds, quick)
+    times = interleaved(ok, rounds)
+    label = f"V={V} H={H} T={T} B={B}"
+    rows = []
+    for name in TRAINING_STEP:
+        row = {"size": label, "dtype": np.dtype(dtype).name, "implementation": name,
+               "rounds": rounds, "target": "", "met": "", "verified": ""}
+        if name not in names:
+            row.update(time="skipped: torch not importable", ratio="")
+        elif name in failures:
+            row.update(time=failures[name], ratio="")
+        else:
+            ms = statistics.median(times[name]) * 1e3
+            med, q1, q3 = ratio_stats(times[name], times[REFERENCE])
+            row.update(time=f"{ms:.3g}" if ms < 100 else f"{ms:.0f}",
+                       ratio="1.00" if name == REFERENCE else _ratio_text((med, q1, q3)),
+                       verified="reference" if name == REFERENCE else f"{errors[name]:.0e}")
+            if name == MICROTENSOR:
+                row.update(target=f"≤ {target:.2f}", met=_met(med <= target))
+        rows.append(row)
+    return rows
+
+
+# ---- 3. long sequences, each in a fresh process ----------------------------------------
+
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _reset_peak_rss():
+    """Reset VmHWM to the current RSS (Linux ≥ 4.0); False when the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def long_worker(name, T, out_path):
+    """Entry point of the subprocess: one step of `name` at length T; prints JSON, saves grads."""
+    V, H, B = LONG["V"], LONG["H"], LONG["B"]
+    make = TRAINING_STEP[name]
+    warm = make(*baselines.rnn_problem(V, H, 10, B, np.float64))
+    warm.read(warm.step())                          # first-call costs: lazy imports, BLAS setup
+    runner = make(*baselines.rnn_problem(V, H, T, B, np.float64))
+    del warm
+    gc.collect()
+    reset = _reset_peak_rss()
+    before = _status_kib("VmRSS")
+    start = time.perf_counter()
+    out = runner.step()
+    seconds = time.perf_counter() - start
+    peak = _status_kib("VmHWM")
+    loss, grads = runner.read(out)
+    np.savez(out_path, loss=loss, **grads)
+    print(json.dumps({"seconds": seconds, "peak_mib": (peak - before) / 1024, "reset": reset}))
+
+
+def run_long(name, T, out_path):
+    cmd = [sys.executable, os.path.abspath(__file__), "--long-worker", name, str(T), out_path]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"failed (exit {proc.returncode}): {last}"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    with np.load(out_path) as f:
+        result["read"] = float(f["loss"]), {k: f[k] for k in PARAMS}
+    return result, None
+
+
+def bench_long(T):
+    names = [n for n in LONG_IMPLS if torch is not None or n not in TORCH_BASELINES]
+    rows, results = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(names):
+            _progress(f"  T={T:,}: {name}")
+            results[name], error = run_long(name, T, os.path.join(tmp, f"{i}.npz"))
+            if error:
+                results[name] = error
+    ref = results.get(REFERENCE)
+    for name in LONG_IMPLS:
+        row = {"T": f"{T:,}", "implementation": name, "target": "", "met": "", "ratio": "",
+               "memory": "", "verified": ""}
+        r = results.get(name, "skipped: torch not importable")
+        if isinstance(r, str):
+            row["time"] = r
+            rows.append(row)
+            continue
+        err, where = max_rel_error(r["read"], ref["read"]) if isinstance(ref, dict) else (np.nan, "")
+        ratio = r["seconds"] / ref["seconds"] if isinstance(ref, dict) else np.nan
+        row.update(time=f"{r['seconds']:.2f}", ratio=f"{ratio:.2f}",
+                   memory=f"{r['peak_mib']:.0f}" + ("" if r["reset"] else " (upper bound)"),
+                   verified="reference" if name == REFERENCE else f"{err:.0e}")
+        if err > TOLERANCE[np.float64]:
+            row["verified"] = f"NOT verified: {err:.1e} in {where}"
+        if name == MICROTENSOR and T == 100_000:
+            row.update(target="≤ 2× and ≤ 400 MiB",
+                       met=_met(ratio <= 2 and r["peak_mib"] <= 400,
+                                [what for what, bad in (("time", ratio > 2),
+                                                        ("memory", r["peak_mib"] > 400)) if bad]))
+        rows.append(row)
+    return rows
+
+
+# ---- profile ---------------------------------------------------------------------------
+
+def profile(steps):
+    """cProfile (top 25 by tottime) and, if installed, pyinstrument, on the classic-size step."""
+    import cProfile
+    import pstats
+    runner = baselines.microtensor_rnn(*baselines.rnn_problem(65, 100, 25, 1, np.float64))
+    runner.step()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        runner.step()
+    prof.disable()
+    print(f"## cProfile: {steps} microtensor training steps, V=65 H=100 T=25 B=1, float64\n")
+    pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        print("pyinstrument is not installed (pip install pyinstrument) — its profile is skipped.")
+        return
+    p = Profiler(interval=1e-4)
+    p.start()
+    for _ in range(steps):
+        runner.step()
+    p.stop()
+    print(f"## pyinstrument: the same {steps} steps\n")
+    print(p.output_text(unicode=True, color=False))
+
+
+# ---- report ----------------------------------------------------------------------------
+
+def _met(ok, why=()):
+    return "met" if ok else "**not met**" + (f" ({', '.join(why)})" if why else "")
+
+
+def _ratio_text(stats):
+    med, q1, q3 = stats
+    return f"{med:.2f} [{q1:.2f}, {q3:.2f}]"
+
+
+def _progress(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def markdown_table(columns, rows):
+    """columns: [(heading, key)]; rows: dicts."""
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |",
+             "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(k, "")) for _, k in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_header():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or cpu
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        mt_version = version("microtensor")
+    except PackageNotFoundError:
+        mt_version = "(source tree)"
+    torch_version = torch.__version__ if torch is not None else "not importable (torch rows skipped)"
+    return (f"Run {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} on {cpu} "
+            f"({os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f} at the start), "
+            f"single-threaded BLAS; Python "
+            f"{platform.python_version()}, NumPy {np.__version__}, torch {torch_version}, "
+            f"microtensor {mt_version}.")
+
+
+def report(args):
+    sections = [f"# microtensor RNN benchmark\n\n{machine_header()}"]
+    _progress("per-op overhead ...")
+    rows, rounds = bench_per_op(args.quick)
+    sections.append(f"## Per-op overhead: {3 * CHAIN_STEPS:,} ops (h = tanh(h·w + b)) on shape (8,), "
+                    f"forward + backward, median of {rounds} rounds\n\n" + markdown_table(
+                        [("implementation", "implementation"), ("µs/op", "time"),
+                         ("× NumPy hand backward", "ratio"), ("target", "target"), ("", "met")], rows))
+
+    rows = []
+    for dtype in (np.float64, np.float32):
+        for size, target, budget in STEP_SIZES:
+            _progress(f"training step {size} {np.dtype(dtype).name} ...")
+            rows += bench_training_step(size, dtype, target, budget, args.quick)
+    sections.append("## Training step (forward, loss, backward), one-hot inputs, many-to-many\n\n"
+                    + markdown_table(
+                        [("size", "size"), ("dtype", "dtype"), ("implementation", "implementation"),
+                         ("ms/step", "time"), ("× tutorial hand BPTT [quartiles]", "ratio"),
+                         ("rounds", "rounds"),
+                         ("max rel. error", "verified"), ("target", "target"), ("", "met")], rows))
+
+    rows = []
+    for T in LONG["T"]:
+        _progress(f"long sequence T={T:,} ...")
+        rows += bench_long(T)
+    sections.append(f"## One step on a long sequence: V={LONG['V']} H={LONG['H']} B={LONG['B']}, "
+                    "float64, each in a fresh process (one run each)\n\n" + markdown_table(
+                        [("T", "T"), ("implementation", "implementation"), ("s", "time"),
+                         ("× tutorial hand BPTT", "ratio"), ("peak MiB above baseline", "memory"),
+                         ("max rel. error", "verified"), ("target", "target"), ("", "met")], rows))
+    return "\n\n".join(sections) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repetitions (a fifth of the time budget, at least 3 rounds)")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the tables to PATH")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the tables, profile microtensor's training step at "
+                             "V=65 H=100 T=25 B=1 (cProfile, and pyinstrument if installed)")
+    parser.add_argument("--profile-steps", type=int, default=200, metavar="N",
+                        help="training steps to profile (default 200)")
+    parser.add_argument("--long-worker", nargs=3, metavar=("NAME", "T", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.long_worker:
+        name, T, out = args.long_worker
+        return long_worker(name, int(T), out)
+    if args.profile:
+        return profile(args.profile_steps)
+    start = time.perf_counter()
+    text = report(args)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
+    _progress(f"done in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
