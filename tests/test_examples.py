@@ -19,7 +19,11 @@ CASES = [
      [r"gru: test accuracy \d\.\d{3}"]),
     ("sequence_classification.py", ["--cell", "rnn", "--steps", "5", "--length", "4"],
      [r"rnn: test accuracy \d\.\d{3}"]),
+    ("bptt_check.py", [],
+     [r"Whh +\(100, 100\) +\d\.\d{3}e-\d\d", r"graph BPTT and hand BPTT are equal to round-off"]),
 ]
+# char_rnn.py and sample.py have their own subprocess tests in test_char_rnn.py
+ELSEWHERE = {"char_rnn.py", "sample.py", "render_graph.py"}
 
 
 def run(script, args):
@@ -40,3 +44,16 @@ def test_example_runs(script, args, expected):
 def test_example_help(script):
     done = run(script, ["--help"])
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
+
+
+def test_render_graph_example_writes_its_pictures(tmp_path):
+    done = run("render_graph.py", ["--out", str(tmp_path)])
+    assert done.returncode == 0, done.stderr
+    for name in ("rnn_graph.svg", "rnn_graph_grads.svg", "grad_flow.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert "t = 3" in (tmp_path / "rnn_graph_grads.svg").read_text()
+
+
+def test_every_example_is_exercised():
+    scripts = {p.name for p in EXAMPLES.glob("*.py")}
+    assert scripts == {c[0] for c in CASES} | ELSEWHERE
