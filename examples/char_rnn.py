@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import microtensor as mt  # noqa: E402
+from microtensor.files import atomic_write  # noqa: E402
 from models.charlm import (CharLM, DataError, Vocab, batches, bptt_differences,  # noqa: E402
                            check_length, corpus_files, gradcheck_chunk, load_checkpoint,
                            load_corpus, save_checkpoint)
@@ -186,12 +187,6 @@ def smoothed(losses, decay, start):
     return out
 
 
-def write_atomic(path, data):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def plot_losses(losses, smooth, path, title):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -206,9 +201,8 @@ def plot_losses(losses, smooth, path, title):
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
 
 
 def check_gradients(model, xs, ys, state):
@@ -353,7 +347,8 @@ def main(argv=None):
     render(model, xs, ys, out)
     prime = vocab.encode("\n" if "\n" in vocab.chars else text[0])
     sample = vocab.decode(model.generate(prime, 1000, cfg["temperature"], sampler))
-    write_atomic(out / "sample.txt", sample.encode("utf-8"))
+    with atomic_write(out / "sample.txt") as f:
+        f.write(sample.encode("utf-8"))
     print(f"----- final sample (temperature {cfg['temperature']:g}) -----\n{sample}\n-----")
     print("wrote " + ", ".join(str(out / f) for f in (CHECKPOINT, "loss.png", "graph.svg",
                                                        "grad_flow.png", "sample.txt")))

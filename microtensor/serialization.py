@@ -6,13 +6,13 @@ strings, bools, None). Loading never unpickles, so opening a checkpoint cannot r
 """
 import json
 import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
 
 from .errors import CheckpointError
+from .files import atomic_write
 from .tensor import Tensor
 
 MANIFEST = "__microtensor_manifest__"
@@ -33,51 +33,11 @@ def save(obj, path):
     tree = _encode(obj, (), arrays)
     manifest = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree})
     arrays[MANIFEST] = np.frombuffer(manifest.encode("utf-8"), dtype=np.uint8)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                      suffix=".tmp", delete=False)
-    try:
-        os.chmod(tmp.name, _file_mode(path))
-        with tmp:
-            with zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_STORED,
-                                 allowZip64=True) as zf:
-                for name, arr in arrays.items():
-                    with zf.open(name + ".npy", mode="w", force_zip64=True) as out:
-                        np.lib.format.write_array(out, arr, allow_pickle=False)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp.name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp.name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(folder)
-
-
-def _file_mode(path):
-    """The existing checkpoint's permissions, else those of a new file (temp files are 0600)."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _fsync_dir(folder):
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with atomic_write(path) as f:
+        with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, arr in arrays.items():
+                with zf.open(name + ".npy", mode="w", force_zip64=True) as out:
+                    np.lib.format.write_array(out, arr, allow_pickle=False)
 
 
 def _where(keys):

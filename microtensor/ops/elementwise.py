@@ -219,7 +219,10 @@ class Tanh(Op):
     @staticmethod
     def backward(ctx, g):
         y = ctx.data
-        return (g * (1 - y * y),)
+        d = np.multiply(y, y, out=np.empty_like(y))   # one temporary, in place: 1 − y², ·g
+        np.subtract(1, d, out=d)
+        d *= g
+        return (d,)
 
 
 @register
@@ -236,7 +239,10 @@ class Sigmoid(Op):
     @staticmethod
     def backward(ctx, g):
         y = ctx.data
-        return (g * y * (1 - y),)
+        d = np.subtract(1, y, out=np.empty_like(y))   # one temporary, in place: (1 − y)·y·g
+        d *= y
+        d *= g
+        return (d,)
 
 
 @register

@@ -1,9 +1,8 @@
 """save_graph: render a drawing to svg, png or pdf with Graphviz's `dot`, or write its DOT text."""
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import MicrotensorError
+from ..files import atomic_write
 from .draw import draw_graph, import_graphviz
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -51,27 +50,7 @@ def render(g, fmt):
 
 
 def write_atomic(path, data):
-    """Write bytes to path through a temporary file beside it, so no reader sees half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, _mode(path))      # mkstemp makes 0600; give what open() would
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write bytes to path whole or not at all (microtensor.files.atomic_write)."""
+    with atomic_write(path) as f:
+        f.write(data)
 
-
-def _mode(path):
-    """An existing file's permissions, else the usual ones for a new file (0666 less umask)."""
-    try:
-        return os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
