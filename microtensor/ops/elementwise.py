@@ -219,10 +219,7 @@ class Tanh(Op):
     @staticmethod
     def backward(ctx, g):
         y = ctx.data
-        d = np.multiply(y, y, out=np.empty_like(y))   # one temporary, in place: 1 − y², ·g
-        np.subtract(1, d, out=d)
-        d *= g
-        return (d,)
+        return (g * (1 - y * y),)
 
 
 @register
@@ -239,10 +236,7 @@ class Sigmoid(Op):
     @staticmethod
     def backward(ctx, g):
         y = ctx.data
-        d = np.subtract(1, y, out=np.empty_like(y))   # one temporary, in place: (1 − y)·y·g
-        d *= y
-        d *= g
-        return (d,)
+        return (g * y * (1 - y),)
 
 
 @register
