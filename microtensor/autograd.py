@@ -6,6 +6,7 @@ import threading
 from heapq import heappop, heappush
 
 import numpy as np
+from numpy import ndarray
 
 from .broadcast import unbroadcast
 from .errors import GraphError, ShapeError
@@ -230,7 +231,12 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
                 continue
             ps = p.seq
             if ps in pending:                   # a later contribution: sum it in
-                _accumulate(pending, owned, p, gp, t)
+                prev = pending[ps]
+                if ps in owned and type(gp) is ndarray and type(prev) is ndarray \
+                        and gp.shape == prev.shape:
+                    prev += gp                  # the common case, without a call
+                else:
+                    _accumulate(pending, owned, p, gp, t)
                 continue
             if shaped:                          # broadcast or scattered: give it p's shape
                 if type(gp) is Scatter:
