@@ -111,7 +111,8 @@ REGISTRY = {}
 
 def register(op):
     """Add a differentiable op to the registry the gradient tests iterate over."""
-    assert op.name and op.name not in REGISTRY, op
+    if not op.name or op.name in REGISTRY:
+        raise ValueError(f"register: {op.__name__} needs a name of its own, got {op.name!r}")
     REGISTRY[op.name] = op
     return op
 

@@ -56,7 +56,10 @@ def _binary(op, a, b):
 
 def _unary(op, a):
     """apply() unrolled for one input: tanh, sigmoid, exp of every recurrent step."""
-    out, saved = op.forward(a.data)
+    try:
+        out, saved = op.forward(a.data)
+    except (ValueError, IndexError, TypeError) as e:
+        raise _op_error(op, (a,), {}, e) from e
     t = _new(Tensor)
     t.data = out
     t.grad = t._meta = None

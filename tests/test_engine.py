@@ -390,3 +390,8 @@ def test_a_gradient_that_cannot_reduce_to_its_input_names_op_input_and_shapes():
     x = mt.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(mt.ShapeError, match=r"wrong_shape \(input 0\).*\(2, 5\).*\(2,\)"):
         apply(_WrongShape, x).sum().backward()
+
+
+def test_a_numpy_error_in_a_unary_forward_names_the_op():
+    with pytest.raises(mt.ArgumentError, match=r"^tanh: .*input shapes \(2,\)"):
+        mt.Tensor(np.array(["a", "b"])).tanh()
