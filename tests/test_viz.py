@@ -358,3 +358,25 @@ def test_plot_grad_flow_writes_a_png(tmp_path):
     assert len(fig.axes[0].get_lines()) == 2
     with pytest.raises(ArgumentError):
         viz.plot_grad_flow(hs[0])
+
+
+def test_the_model_itself_five_steps():
+    """models.VanillaRNN as users get it: clusters t = 0..4, its five parameters named from
+    the Module and drawn once, Whh feeding each step's linear op, exact gradient labels."""
+    from models import VanillaRNN
+    mt.manual_seed(0)
+    model = VanillaRNN(3, 4, 3, init="torch")
+    rng = np.random.default_rng(0)
+    loss, _ = model.loss(rng.standard_normal((5, 2, 3)), rng.integers(0, 3, (5, 2)))
+    loss.backward(keep_grads=True)
+    nodes, edges, clusters = parse(viz.draw_graph(loss, params=model, show_grads=True))
+    assert sorted(clusters) == [f"t = {t}" for t in range(5)]
+    ids = {name: node_named(nodes, name) for name in PARAMS}
+    assert not any(i in c for c in clusters.values() for i in ids.values())
+    out = [d for s, d, _ in edges if s == ids["Whh"]]
+    assert len(out) == 5 and {nodes[d]["label"] for d in out} == {"linear"}
+    assert sorted(label for label, c in clusters.items() for d in out if d in c) == \
+        [f"t = {t}" for t in range(5)]
+    for name in PARAMS:
+        got = grad_in(nodes[ids[name]]["label"])
+        assert got == pytest.approx(np.linalg.norm(getattr(model, name).grad), rel=1e-3)

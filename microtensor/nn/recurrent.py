@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import functions as fn
 from ..autograd import _state, set_mode
+from ..creation import as_tensor
 from ..errors import ShapeError
 from ..tensor import Tensor
 from .module import Module, ModuleList
@@ -90,7 +91,7 @@ def unroll(cell, xs, state=None, lengths=None, scope=None):
     """
     name = type(cell).__name__ + (f" ({scope})" if scope else "")
     if isinstance(xs, np.ndarray):
-        xs = Tensor(xs)
+        xs = as_tensor(xs)                 # shared, not copied
     if not isinstance(xs, Tensor) or xs.ndim != 3 or xs.shape[0] == 0:
         shape = xs.shape if hasattr(xs, "shape") else type(xs).__name__
         raise ShapeError(f"{name}: expected xs of shape (T, B, I) with T >= 1 (time-major, "
