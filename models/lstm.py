@@ -36,11 +36,11 @@ class LSTMCell(nn.RecurrentCell):
     def precompute(self, xs):
         if not self.bias:
             return F.linear(xs, self.weight_ih)
-        return F.linear(xs, self.weight_ih, self.bias_ih) + self.bias_hh
+        return F.linear(xs, self.weight_ih, self.bias_ih + self.bias_hh)   # two (4H,) added once
 
     def forward(self, xp_t, state):
         h, c = state
-        gates = xp_t + F.linear(h, self.weight_hh)
+        gates = F.linear(h, self.weight_hh, xp_t)      # h W_hhᵀ + that step's row: one op
         i, f, g, o = mt.split(gates, 4, axis=1)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
         return o.sigmoid() * c.tanh(), c
