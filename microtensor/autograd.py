@@ -6,7 +6,6 @@ import threading
 from heapq import heappop, heappush
 
 import numpy as np
-from numpy import ndarray
 
 from .broadcast import unbroadcast
 from .errors import GraphError, ShapeError
@@ -124,6 +123,7 @@ class Scatter:
     backward, not O(T²): the engine adds it into the parent's one gradient buffer.
     """
     __slots__ = ("index", "values", "repeats")
+    shape = None           # never equal to an array's: the engine's shape test sends it aside
 
     def __init__(self, index, values, repeats):
         self.index, self.values, self.repeats = index, values, repeats
@@ -146,6 +146,7 @@ class Outer:
     """
     __slots__ = ("a", "b", "rows", "acc")
     FOLD_ROWS = 4096
+    shape = None
 
     def __init__(self, a, b):
         if len(a) >= self.FOLD_ROWS:       # already one big product: don't hold its factors
@@ -201,6 +202,8 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
     pending = {}           # seq -> gradient so far
     owned = set()          # seqs whose pending gradient we allocated, so may add into in place
     heap = []              # (−seq, tensor): the latest-made tensor comes off first
+    top = None             # the pending tensor made last, held out of the heap: a chain of
+                           # ops then passes each tensor straight to the next step
     for r, g in zip(roots, root_grads):
         if r.seq in pending:
             _accumulate(pending, owned, r, g, None)
@@ -211,8 +214,13 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
     watch = capture is not None or keep_grads
     finals = []            # (tensor, gradient) to store once the walk has succeeded
     captured = {}
-    while heap:
-        t = heappop(heap)[1]
+    while True:
+        if top is not None:
+            t, top = top, None
+        elif heap:
+            t = heappop(heap)[1]
+        else:
+            break
         g = pending.pop(t.seq)
         if type(g) is Outer:
             g = g.dense()
@@ -231,28 +239,46 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
             if gp is None or not p.requires_grad:
                 continue
             ps = p.seq
-            if ps in pending:                   # a later contribution: sum it in
+            if ps in owned:                     # a buffer of ours (a shared weight's, say)
                 prev = pending[ps]
-                if ps in owned and type(gp) is ndarray and type(prev) is ndarray \
-                        and gp.shape == prev.shape:
+                if gp.shape == prev.shape:
                     prev += gp                  # the common case, without a call
                 else:
                     _accumulate(pending, owned, p, gp, t)
                 continue
-            if shaped:                          # broadcast or scattered: give it p's shape
-                if type(gp) is Scatter:
-                    gp = gp.add_into(np.zeros(p.data.shape, dtype=p.data.dtype))
-                    owned.add(ps)
-                elif type(gp) is not Outer and gp.shape != p.data.shape:
-                    gp = unbroadcast(gp, p.data.shape, t, p)
+            if ps in pending:                   # the second contribution: sum it in
+                _accumulate(pending, owned, p, gp, t)
+                continue
+            if shaped and gp.shape != p.data.shape:     # broadcast, scattered or factored
+                gp = _first_shape(gp, p, t, owned)
             pending[ps] = gp                    # the first contribution is kept, not copied
-            heappush(heap, (-ps, p))
+            if top is None:
+                if heap and ps < -heap[0][0]:
+                    heappush(heap, (-ps, p))
+                else:
+                    top = p
+            elif ps > top.seq:
+                heappush(heap, (-top.seq, top))
+                top = p
+            else:
+                heappush(heap, (-ps, p))
     for t, g in finals:
         if t.op is None:
             _accumulate_leaf(t, g)
         else:
             t.grad = g.copy()
     return captured
+
+
+def _first_shape(g, p, node, owned):
+    """A first gradient for p in p's shape: a Scatter becomes a buffer of ours, an Outer
+    stays factored, and a broadcast one is summed down."""
+    if type(g) is Scatter:
+        owned.add(p.seq)
+        return g.add_into(np.zeros(p.data.shape, dtype=p.data.dtype))
+    if type(g) is Outer:
+        return g
+    return unbroadcast(g, p.data.shape, node, p)
 
 
 def _visit(t, g, capture, captured, keep_grads, finals):

@@ -3,7 +3,7 @@ import numpy as np
 
 from . import ops
 from .errors import ShapeError
-from .tensor import Tensor, _binary, apply, as_tensor
+from .tensor import Tensor, _binary_op, apply, as_tensor
 
 
 def softmax(x, axis=-1):
@@ -28,6 +28,9 @@ def sigmoid(x):
     return as_tensor(x).sigmoid()
 
 
+_linear_no_bias = _binary_op(ops.Linear)
+
+
 def linear(x, weight, bias=None):
     """x @ weightᵀ + bias as one op, weight of shape (out, in) as torch.nn.functional.linear.
 
@@ -37,7 +40,7 @@ def linear(x, weight, bias=None):
     x = x if isinstance(x, Tensor) else as_tensor(x)
     weight = weight if isinstance(weight, Tensor) else as_tensor(weight)
     if bias is None:
-        return _binary(ops.Linear, x, weight)
+        return _linear_no_bias(x, weight)
     return apply(ops.Linear, x, weight, bias if isinstance(bias, Tensor) else as_tensor(bias))
 
 

@@ -1,8 +1,11 @@
 """Tensor: an ndarray that remembers the op that made it, and backward() through that graph."""
 import numpy as np
 
+from . import ops
 from .autograd import OFF, TensorMeta, _state, next_seq, run_backward
 from .errors import ArgumentError, DTypeError, GraphError, IndexOutOfRange, ShapeError
+from .ops import (Abs, Add, Div, Exp, Log, MatMul, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub,
+                  Tanh)
 
 _new = object.__new__
 
@@ -32,48 +35,68 @@ def apply(op, *parents, **attrs):
     return t
 
 
-def _binary(op, a, b):
-    """apply() unrolled for two inputs: the +, −, ·, / of every recurrent step."""
-    try:
-        out, saved = op.forward(a.data, b.data)
-    except (ValueError, IndexError, TypeError) as e:
-        raise _op_error(op, (a, b), {}, e) from e
-    t = _new(Tensor)
-    t.data = out
-    t.grad = t._meta = None
-    t.seq = next_seq()
-    if (a.requires_grad or b.requires_grad) and (mode := _state.mode) is not OFF:
-        t.requires_grad = True
-        t.op = op
-        t.parents = (a, b)
-        t.saved = saved
-        t.scope = mode
-    else:
-        t.requires_grad = False
-        t.op = t.parents = t.saved = t.scope = None
-    return t
+def _unary_op(op):
+    """apply() for one input, unrolled: `h.tanh()` in a time loop is one Python call."""
+    forward = op.forward
+
+    def method(a):
+        try:
+            out, saved = forward(a.data)
+        except (ValueError, IndexError, TypeError) as e:
+            raise _op_error(op, (a,), {}, e) from e
+        t = _new(Tensor)
+        t.data = out
+        t.grad = t._meta = None
+        t.seq = next_seq()
+        if a.requires_grad and (mode := _state.mode) is not OFF:
+            t.requires_grad = True
+            t.op = op
+            t.parents = (a,)
+            t.saved = saved
+            t.scope = mode
+        else:
+            t.requires_grad = False
+            t.op = t.parents = t.saved = t.scope = None
+        return t
+
+    method.__name__, method.__doc__ = op.name, op.__doc__
+    return method
 
 
-def _unary(op, a):
-    """apply() unrolled for one input: tanh, sigmoid, exp of every recurrent step."""
-    try:
-        out, saved = op.forward(a.data)
-    except (ValueError, IndexError, TypeError) as e:
-        raise _op_error(op, (a,), {}, e) from e
-    t = _new(Tensor)
-    t.data = out
-    t.grad = t._meta = None
-    t.seq = next_seq()
-    if a.requires_grad and (mode := _state.mode) is not OFF:
-        t.requires_grad = True
-        t.op = op
-        t.parents = (a,)
-        t.saved = saved
-        t.scope = mode
-    else:
-        t.requires_grad = False
-        t.op = t.parents = t.saved = t.scope = None
-    return t
+def _binary_op(op):
+    """apply() for two inputs, unrolled: `h * w` in a time loop is one Python call. A
+    non-Tensor b becomes a constant (a Python number takes a's float dtype, as in torch)."""
+    forward = op.forward
+
+    def method(a, b):
+        if not isinstance(b, Tensor):
+            b = as_tensor(b, a)
+        try:
+            out, saved = forward(a.data, b.data)
+        except (ValueError, IndexError, TypeError) as e:
+            raise _op_error(op, (a, b), {}, e) from e
+        t = _new(Tensor)
+        t.data = out
+        t.grad = t._meta = None
+        t.seq = next_seq()
+        if (a.requires_grad or b.requires_grad) and (mode := _state.mode) is not OFF:
+            t.requires_grad = True
+            t.op = op
+            t.parents = (a, b)
+            t.saved = saved
+            t.scope = mode
+        else:
+            t.requires_grad = False
+            t.op = t.parents = t.saved = t.scope = None
+        return t
+
+    method.__name__, method.__doc__ = op.name, op.__doc__
+    return method
+
+
+def _reflected(method):
+    """`2 * t` → t.__rmul__(2): the constant goes first."""
+    return lambda a, b: method(as_tensor(b, a), a)
 
 
 def _op_error(op, parents, attrs, e):
@@ -234,44 +257,20 @@ class Tensor:
         return fn
 
     # ---- operators (ops live in microtensor/ops) ---------------------------------------
-    def __add__(self, other):
-        return _binary(Add, self, other if isinstance(other, Tensor) else as_tensor(other, self))
+    __add__ = _binary_op(Add)
+    __radd__ = _reflected(__add__)
+    __sub__ = _binary_op(Sub)
+    __rsub__ = _reflected(__sub__)
+    __mul__ = _binary_op(Mul)
+    __rmul__ = _reflected(__mul__)
+    __truediv__ = _binary_op(Div)
+    __rtruediv__ = _reflected(__truediv__)
+    __pow__ = _binary_op(Pow)
+    __rpow__ = _reflected(__pow__)
+    __matmul__ = _binary_op(MatMul)
+    __rmatmul__ = _reflected(__matmul__)
 
-    def __radd__(self, other):
-        return _binary(Add, as_tensor(other, self), self)
-
-    def __sub__(self, other):
-        return _binary(Sub, self, other if isinstance(other, Tensor) else as_tensor(other, self))
-
-    def __rsub__(self, other):
-        return _binary(Sub, as_tensor(other, self), self)
-
-    def __mul__(self, other):
-        return _binary(Mul, self, other if isinstance(other, Tensor) else as_tensor(other, self))
-
-    def __rmul__(self, other):
-        return _binary(Mul, as_tensor(other, self), self)
-
-    def __truediv__(self, other):
-        return _binary(Div, self, other if isinstance(other, Tensor) else as_tensor(other, self))
-
-    def __rtruediv__(self, other):
-        return _binary(Div, as_tensor(other, self), self)
-
-    def __pow__(self, other):
-        return _binary(Pow, self, other if isinstance(other, Tensor) else as_tensor(other, self))
-
-    def __rpow__(self, other):
-        return _binary(Pow, as_tensor(other, self), self)
-
-    def __matmul__(self, other):
-        return _binary(MatMul, self, other if isinstance(other, Tensor) else as_tensor(other))
-
-    def __rmatmul__(self, other):
-        return _binary(MatMul, as_tensor(other), self)
-
-    def __neg__(self):
-        return _unary(Neg, self)
+    __neg__ = _unary_op(Neg)
 
     def __pos__(self):
         return self
@@ -301,26 +300,13 @@ class Tensor:
         return _leaf(self.data != _raw(other))
 
     # ---- elementwise ------------------------------------------------------------------
-    def exp(self):
-        return _unary(Exp, self)
-
-    def log(self):
-        return _unary(Log, self)
-
-    def tanh(self):
-        return _unary(Tanh, self)
-
-    def sigmoid(self):
-        return _unary(Sigmoid, self)
-
-    def relu(self):
-        return _unary(Relu, self)
-
-    def sqrt(self):
-        return _unary(Sqrt, self)
-
-    def abs(self):
-        return _unary(Abs, self)
+    exp = _unary_op(Exp)
+    log = _unary_op(Log)
+    tanh = _unary_op(Tanh)
+    sigmoid = _unary_op(Sigmoid)
+    relu = _unary_op(Relu)
+    sqrt = _unary_op(Sqrt)
+    abs = _unary_op(Abs)
 
     def clip(self, lo=None, hi=None):
         return apply(ops.Clip, self, lo=lo, hi=hi)
@@ -403,10 +389,6 @@ def _root_grad(t, grad):
                          f"{t.data.shape}; they must match")
     return g.astype(t.data.dtype, copy=False)
 
-
-from . import ops  # noqa: E402  (ops need no Tensor; imported last to avoid a cycle)
-from .ops import (Abs, Add, Div, Exp, Log, MatMul, Mul, Neg, Pow, Relu, Sigmoid,  # noqa: E402
-                  Sqrt, Sub, Tanh)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=False):

@@ -56,13 +56,13 @@ class Mul(Op):
 
     @staticmethod
     def forward(a, b):
-        return a * b, (a, b)
+        return a * b, None                 # backward reads the inputs' own arrays
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved
         pa, pb = ctx.parents
-        return (g * b if pa.requires_grad else None), (g * a if pb.requires_grad else None)
+        return (g * pb.data if pa.requires_grad else None), \
+               (g * pa.data if pb.requires_grad else None)
 
 
 @register
