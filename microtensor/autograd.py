@@ -204,12 +204,16 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
     heap = []              # (−seq, tensor): the latest-made tensor comes off first
     top = None             # the pending tensor made last, held out of the heap: a chain of
                            # ops then passes each tensor straight to the next step
+    leaves = []            # leaves reached; they have nothing to pass on, so wait for the end
     for r, g in zip(roots, root_grads):
         if r.seq in pending:
             _accumulate(pending, owned, r, g, None)
         else:
             pending[r.seq] = g
-            heappush(heap, (-r.seq, r))
+            if r.op is None:
+                leaves.append(r)
+            else:
+                heappush(heap, (-r.seq, r))
     root_released = any(r.saved is RELEASED for r in roots)
     watch = capture is not None or keep_grads
     finals = []            # (tensor, gradient) to store once the walk has succeeded
@@ -222,15 +226,11 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
         else:
             break
         g = pending.pop(t.seq)
-        if type(g) is Outer:
-            g = g.dense()
-        op = t.op
-        if op is None or watch or t._meta is not None:
+        if watch or t._meta is not None or type(g) is Outer:
             g = _visit(t, g, capture, captured, keep_grads, finals)
-            if op is None:
-                continue
         if t.saved is RELEASED:
             raise _released_error(t, root_released)
+        op = t.op
         grads = op.backward(t, g)
         if not retain_graph:
             t.saved = RELEASED
@@ -252,7 +252,9 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
             if shaped and gp.shape != p.data.shape:     # broadcast, scattered or factored
                 gp = _first_shape(gp, p, t, owned)
             pending[ps] = gp                    # the first contribution is kept, not copied
-            if top is None:
+            if p.op is None:
+                leaves.append(p)
+            elif top is None:
                 if heap and ps < -heap[0][0]:
                     heappush(heap, (-ps, p))
                 else:
@@ -262,6 +264,8 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
                 top = p
             else:
                 heappush(heap, (-ps, p))
+    for t in leaves:
+        _visit(t, pending.pop(t.seq), capture, captured, keep_grads, finals)
     for t, g in finals:
         if t.op is None:
             _accumulate_leaf(t, g)
@@ -282,7 +286,10 @@ def _first_shape(g, p, node, owned):
 
 
 def _visit(t, g, capture, captured, keep_grads, finals):
-    """The rare per-tensor work: hooks, mt.grad's capture, retained and leaf gradients."""
+    """The rare per-tensor work: factored gradients, hooks, mt.grad's capture, retained and
+    leaf gradients."""
+    if type(g) is Outer:
+        g = g.dense()
     meta = t._meta
     if meta is not None and meta.hooks:
         g = meta.run_hooks(g)
