@@ -86,10 +86,19 @@ class Op:
     backward(ctx, g) -> one gradient per input (None where not needed), in the output's
     broadcast shape; the engine reduces it to each input's shape. `ctx` is the output
     tensor: ctx.saved, ctx.data (the result) and ctx.parents (the input tensors).
+    An op whose forward is one NumPy ufunc and saves nothing declares `ufunc` instead of
+    forward; Tensor's methods then call the ufunc without a Python frame in between.
     """
     name = None
+    ufunc = None
     broadcasts = False     # True: gradients may come in the output's broadcast shape, or as
                            # a Scatter, and the engine brings them to each input's shape
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.ufunc is not None and "forward" not in cls.__dict__:
+            ufunc = cls.ufunc
+            cls.forward = staticmethod(lambda *arrays: (ufunc(*arrays), None))
 
     @staticmethod
     def forward(*arrays, **attrs):

@@ -37,11 +37,14 @@ def apply(op, *parents, **attrs):
 
 def _unary_op(op):
     """apply() for one input, unrolled: `h.tanh()` in a time loop is one Python call."""
-    forward = op.forward
+    forward, ufunc = op.forward, op.ufunc
 
     def method(a):
         try:
-            out, saved = forward(a.data)
+            if ufunc is not None:
+                out, saved = ufunc(a.data), None
+            else:
+                out, saved = forward(a.data)
         except (ValueError, IndexError, TypeError) as e:
             raise _op_error(op, (a,), {}, e) from e
         t = _new(Tensor)
@@ -66,13 +69,16 @@ def _unary_op(op):
 def _binary_op(op):
     """apply() for two inputs, unrolled: `h * w` in a time loop is one Python call. A
     non-Tensor b becomes a constant (a Python number takes a's float dtype, as in torch)."""
-    forward = op.forward
+    forward, ufunc = op.forward, op.ufunc
 
     def method(a, b):
         if not isinstance(b, Tensor):
             b = as_tensor(b, a)
         try:
-            out, saved = forward(a.data, b.data)
+            if ufunc is not None:
+                out, saved = ufunc(a.data, b.data), None
+            else:
+                out, saved = forward(a.data, b.data)
         except (ValueError, IndexError, TypeError) as e:
             raise _op_error(op, (a, b), {}, e) from e
         t = _new(Tensor)

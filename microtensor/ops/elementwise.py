@@ -19,12 +19,9 @@ def _broadcast_error(name):
 class Add(Op):
     """a + b;  ∂a = g, ∂b = g"""
     name = "add"
+    ufunc = np.add
     broadcasts = True
     shape_error = _broadcast_error("add")
-
-    @staticmethod
-    def forward(a, b):
-        return a + b, None
 
     @staticmethod
     def backward(ctx, g):
@@ -35,12 +32,9 @@ class Add(Op):
 class Sub(Op):
     """a − b;  ∂a = g, ∂b = −g"""
     name = "sub"
+    ufunc = np.subtract
     broadcasts = True
     shape_error = _broadcast_error("sub")
-
-    @staticmethod
-    def forward(a, b):
-        return a - b, None
 
     @staticmethod
     def backward(ctx, g):
@@ -51,12 +45,9 @@ class Sub(Op):
 class Mul(Op):
     """a · b;  ∂a = g·b, ∂b = g·a"""
     name = "mul"
+    ufunc = np.multiply
     broadcasts = True
     shape_error = _broadcast_error("mul")
-
-    @staticmethod
-    def forward(a, b):
-        return a * b, None                 # backward reads the inputs' own arrays
 
     @staticmethod
     def backward(ctx, g):
@@ -69,35 +60,29 @@ class Mul(Op):
 class Div(Op):
     """a / b;  ∂a = g/b, ∂b = −g·y/b"""
     name = "div"
+    ufunc = np.true_divide
     broadcasts = True
     shape_error = _broadcast_error("div")
 
     @staticmethod
-    def forward(a, b):
-        return a / b, b
-
-    @staticmethod
     def backward(ctx, g):
-        b = ctx.saved
-        ga = g / b
-        return ga, (-ga * ctx.data if ctx.parents[1].requires_grad else None)
+        pb = ctx.parents[1]
+        ga = g / pb.data
+        return ga, (-ga * ctx.data if pb.requires_grad else None)
 
 
 @register
 class Pow(Op):
     """a ** b;  ∂a = g·b·a^(b−1), ∂b = g·y·ln a (only computed when b needs it)"""
     name = "pow"
+    ufunc = np.power
     broadcasts = True
     shape_error = _broadcast_error("pow")
 
     @staticmethod
-    def forward(a, b):
-        return a ** b, (a, b)
-
-    @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved
         pa, pb = ctx.parents
+        a, b = pa.data, pb.data
         ga = g * b * a ** (b - 1) if pa.requires_grad else None
         gb = g * ctx.data * np.log(a) if pb.requires_grad else None
         return ga, gb
@@ -169,10 +154,7 @@ class Where(Op):
 class Neg(Op):
     """−a;  ∂a = −g"""
     name = "neg"
-
-    @staticmethod
-    def forward(a):
-        return -a, None
+    ufunc = np.negative
 
     @staticmethod
     def backward(ctx, g):
@@ -183,10 +165,7 @@ class Neg(Op):
 class Exp(Op):
     """eᵃ;  ∂a = g·y"""
     name = "exp"
-
-    @staticmethod
-    def forward(a):
-        return np.exp(a), None
+    ufunc = np.exp
 
     @staticmethod
     def backward(ctx, g):
@@ -197,24 +176,18 @@ class Exp(Op):
 class Log(Op):
     """ln a;  ∂a = g/a"""
     name = "log"
-
-    @staticmethod
-    def forward(a):
-        return np.log(a), a
+    ufunc = np.log
 
     @staticmethod
     def backward(ctx, g):
-        return (g / ctx.saved,)
+        return (g / ctx.parents[0].data,)
 
 
 @register
 class Tanh(Op):
     """tanh a;  ∂a = g·(1 − y²)"""
     name = "tanh"
-
-    @staticmethod
-    def forward(a):
-        return np.tanh(a), None
+    ufunc = np.tanh
 
     @staticmethod
     def backward(ctx, g):
@@ -257,10 +230,7 @@ class Relu(Op):
 class Sqrt(Op):
     """√a;  ∂a = g/(2y)"""
     name = "sqrt"
-
-    @staticmethod
-    def forward(a):
-        return np.sqrt(a), None
+    ufunc = np.sqrt
 
     @staticmethod
     def backward(ctx, g):
@@ -271,14 +241,11 @@ class Sqrt(Op):
 class Abs(Op):
     """|a|;  ∂a = g·sign(a) (0 at a = 0, as in PyTorch)"""
     name = "abs"
-
-    @staticmethod
-    def forward(a):
-        return np.abs(a), a
+    ufunc = np.abs
 
     @staticmethod
     def backward(ctx, g):
-        return (g * np.sign(ctx.saved),)
+        return (g * np.sign(ctx.parents[0].data),)
 
 
 @register
