@@ -225,7 +225,7 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
                 heappush(heap, (-r.seq, r))
     root_released = any(r.saved is RELEASED for r in roots)
     watch = capture is not None or keep_grads
-    finals = []            # (tensor, gradient) to store once the walk has succeeded
+    finals = []            # (tensor, gradient, ours) to store once the walk has succeeded
     captured = {}
     while True:
         if top is not None:
@@ -274,10 +274,10 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
             else:
                 heappush(heap, (-ps, p))
     for t in leaves:
-        _visit(t, pending.pop(t.seq), capture, captured, keep_grads, finals)
-    for t, g in finals:
+        _visit(t, pending.pop(t.seq), capture, captured, keep_grads, finals, t.seq in owned)
+    for t, g, ours in finals:
         if t.op is None:
-            _accumulate_leaf(t, g)
+            _accumulate_leaf(t, g, ours)
         else:
             t.grad = g.copy()
     return captured
@@ -294,19 +294,19 @@ def _first_shape(g, p, node, owned):
     return unbroadcast(g, p.data.shape, node, p)
 
 
-def _visit(t, g, capture, captured, keep_grads, finals):
+def _visit(t, g, capture, captured, keep_grads, finals, ours=False):
     """The rare per-tensor work: factored gradients, hooks, mt.grad's capture, retained and
-    leaf gradients."""
+    leaf gradients. ours: g was allocated by this backward, so .grad may keep it uncopied."""
     if type(g) is Outer:
-        g = g.dense()
+        g, ours = g.dense(), True
     meta = t._meta
     if meta is not None and meta.hooks:
-        g = meta.run_hooks(g)
+        g, ours = meta.run_hooks(g), False
     if capture is not None:
         if id(t) in capture:
             captured[id(t)] = g
     elif keep_grads or t.op is None or (meta is not None and meta.retain):
-        finals.append((t, g))
+        finals.append((t, g, ours))
     return g
 
 
@@ -324,25 +324,29 @@ def _accumulate(pending, owned, p, g, node):
         owned.add(ps)
     elif type(g) is Outer:
         g = g.dense()
-    if ps not in owned:
-        prev = prev.copy()
-        pending[ps] = prev
-        owned.add(ps)
     if type(g) is Scatter:
+        if ps not in owned:
+            prev = pending[ps] = prev.copy()
+            owned.add(ps)
         g.add_into(prev)
-    else:
-        if g.shape != prev.shape:
-            g = unbroadcast(g, prev.shape, node, p)
+        return
+    if g.shape != prev.shape:
+        g = unbroadcast(g, prev.shape, node, p)
+    if ps in owned:
         prev += g
+    else:                              # one pass instead of a copy and an add
+        pending[ps] = np.add(prev, g, dtype=prev.dtype)
+        owned.add(ps)
 
 
-def _accumulate_leaf(t, g):
-    """Leaves add into .grad in their own dtype, copying so .grad never aliases another array."""
+def _accumulate_leaf(t, g, ours=False):
+    """Leaves add into .grad in their own dtype, copying so .grad never aliases another array
+    (unless the array is ours: made by this backward and referenced nowhere else)."""
     if g.shape != t.data.shape:         # only an op's buggy backward can get here
         raise ShapeError(f"backward: the gradient reaching a leaf of shape {t.data.shape} "
                          f"has shape {g.shape}; an op's backward returned the wrong shape")
     if t.grad is None:
-        t.grad = np.array(g, dtype=t.data.dtype, copy=True)
+        t.grad = g if ours and g.dtype == t.data.dtype else np.array(g, dtype=t.data.dtype)
     else:
         t.grad += g
 
