@@ -7,15 +7,19 @@ Prints three Markdown tables, with issue 7's targets beside microtensor's rows:
      (V, H, T, B) = (65, 100, 25, 1), (65, 256, 50, 32), (65, 1024, 50, 64), float64 and float32,
      in ms/step and as a ratio to the tutorial-style hand BPTT of the same dtype;
   3. one step at T = 10,000 and T = 100,000 (H = 32, B = 1): time and peak memory above the
-     baseline, each implementation in a fresh subprocess.
+     baseline, each implementation in a fresh subprocess;
+  4. the two larger training steps again, each implementation in a fresh process whose memory
+     allocator nothing has warmed (see settle_allocator).
 
 Method: single-threaded BLAS (OMP/MKL/OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1)). Every
 implementation is first checked equal to the reference (loss and all five gradients, max relative
 error ≤ 1e-10 in float64, ≤ 1e-4 in float32); one that is not is reported and not timed. Timed
 implementations run interleaved, one call each per round in a rotating order, after a warm-up
 round; times are medians over rounds, and a ratio is the median of the per-round ratios (its
-quartiles in brackets). Python's garbage collector stays enabled, as users have it. torch rows are
-skipped when torch is not importable. This is a benchmark: it never asserts a time.
+quartiles in brackets). Python's garbage collector stays enabled, as users have it. Tables 1 and 2
+run after settle_allocator(), so they do not depend on what ran before them; table 4 shows the
+case it removes. torch rows are skipped when torch is not importable. This is a benchmark: it
+never asserts a time.
 
 Run from the repository root: python benchmarks/bench_rnn.py [--quick] [--markdown PATH]
 """
@@ -185,6 +189,56 @@ def bench_training_step(size, dtype, target, budget, quick):
     return rows
 
 
+def settle_allocator():
+    """Allocate and free one 32 MB block, as any process that has held a large array has.
+
+    glibc's malloc raises its mmap and trim thresholds to the largest block it has freed (up
+    to 32 MiB), and after that keeps freed memory for reuse. Until then it returns a graph's
+    memory to the OS after every step, and the next step page-faults it back in: ~8,000 faults
+    a step for microtensor at H=256, B=32 (about 30 MB of graph). The hand-written baselines
+    allocate little per step and barely notice. Settling first makes tables 1 and 2 the same
+    whether or not the torch rows (which free large blocks) ran before microtensor's.
+    """
+    block = np.ones(4_000_000)          # 32,000,000 bytes: under glibc's 32 MiB cap
+    del block
+
+
+# ---- 4. training steps in fresh processes ---------------------------------------------
+
+FRESH_IMPLS = [REFERENCE, "hand BPTT, hoisted", MICROTENSOR]
+
+
+def bench_fresh(quick):
+    """Each implementation's median step in its own new process (no torch import, allocator
+    untouched), at the two larger training-step sizes, float64."""
+    rows = []
+    worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "baselines.py")
+    for size, _, _ in STEP_SIZES[1:]:
+        rounds = 3 if quick else (20 if size[1] <= 256 else 7)
+        seconds = {}
+        for name in FRESH_IMPLS:
+            _progress(f"  fresh process {size}: {name}")
+            cmd = [sys.executable, worker, name, *map(str, size), str(rounds)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                seconds[name] = f"failed (exit {proc.returncode}): {last}"
+            else:
+                seconds[name] = float(proc.stdout.strip().splitlines()[-1])
+        ref = seconds[REFERENCE]
+        for name in FRESH_IMPLS:
+            s = seconds[name]
+            row = {"size": "V={} H={} T={} B={}".format(*size), "implementation": name,
+                   "rounds": rounds}
+            if isinstance(s, str):
+                row.update(time=s, ratio="")
+            else:
+                row.update(time=f"{s * 1e3:.3g}",
+                           ratio=f"{s / ref:.2f}" if not isinstance(ref, str) else "")
+            rows.append(row)
+    return rows
+
+
 # ---- 3. long sequences, each in a fresh process ----------------------------------------
 
 def _status_kib(field):
@@ -345,6 +399,7 @@ def machine_header():
 
 def report(args):
     sections = [f"# microtensor RNN benchmark\n\n{machine_header()}"]
+    settle_allocator()
     _progress("per-op overhead ...")
     rows, rounds = bench_per_op(args.quick)
     sections.append(f"## Per-op overhead: {3 * CHAIN_STEPS:,} ops (h = tanh(h·w + b)) on shape (8,), "
@@ -373,6 +428,15 @@ def report(args):
                         [("T", "T"), ("implementation", "implementation"), ("s", "time"),
                          ("× tutorial hand BPTT", "ratio"), ("peak MiB above baseline", "memory"),
                          ("max rel. error", "verified"), ("target", "target"), ("", "met")], rows))
+
+    _progress("training steps in fresh processes ...")
+    rows = bench_fresh(args.quick)
+    sections.append("## Training step in a fresh process, allocator not settled (float64; no "
+                    "target: what a new process sees before it has freed a large block)\n\n"
+                    + markdown_table(
+                        [("size", "size"), ("implementation", "implementation"),
+                         ("ms/step", "time"), ("× tutorial hand BPTT", "ratio"),
+                         ("rounds", "rounds")], rows))
     return "\n\n".join(sections) + "\n"
 
 
