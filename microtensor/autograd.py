@@ -1,8 +1,8 @@
 """Grad mode, name scopes, the Op base class and the iterative backward engine."""
 import contextlib
+import contextvars
 import functools
 import itertools
-import threading
 from heapq import heappop, heappush
 
 import numpy as np
@@ -11,23 +11,25 @@ from .broadcast import unbroadcast
 from .errors import GraphError, ShapeError
 
 
-OFF = object()   # _state.mode when no graph is recorded
+OFF = object()   # current_mode() when no graph is recorded
+
+# Grad mode and name scope belong to the running thread (and asyncio task), as in torch.
+# Ops read one value, current_mode(): OFF, or the current name scope (a str, or None outside
+# any scope) when grad is enabled; set_mode keeps the three in step.
+_enabled = contextvars.ContextVar("microtensor_grad_enabled", default=True)
+_scope = contextvars.ContextVar("microtensor_name_scope", default=None)
+_mode = contextvars.ContextVar("microtensor_mode", default=None)
+current_mode = _mode.get
 
 
-class _State(threading.local):
-    """Per-thread switches. Ops read one attribute, `mode`: OFF, or the current name scope
-    (a str, or None outside any scope) when grad is enabled. set_mode keeps it in step."""
-    enabled = True
-    scope = None
-    mode = None
-
-
-_state = _State()
+def current_scope():
+    return _scope.get()
 
 
 def set_mode(enabled, scope):
-    _state.enabled, _state.scope = enabled, scope
-    _state.mode = scope if enabled else OFF
+    _enabled.set(enabled)
+    _scope.set(scope)
+    _mode.set(scope if enabled else OFF)
 
 
 class _GradMode:
@@ -37,11 +39,11 @@ class _GradMode:
         self.enabled = enabled
 
     def __enter__(self):
-        self.prev = _state.enabled
-        set_mode(self.enabled, _state.scope)
+        self.prev = _enabled.get()
+        set_mode(self.enabled, _scope.get())
 
     def __exit__(self, *exc):
-        set_mode(self.prev, _state.scope)
+        set_mode(self.prev, _scope.get())
 
     def __call__(self, fn):
         @functools.wraps(fn)
@@ -62,7 +64,7 @@ def enable_grad():
 
 
 def is_grad_enabled():
-    return _state.enabled
+    return _enabled.get()
 
 
 @contextlib.contextmanager
@@ -71,12 +73,12 @@ def name_scope(name):
 
     The recurrent unroller marks time step t with "t=3"; the renderer clusters by these marks.
     """
-    prev = _state.scope
-    set_mode(_state.enabled, name if prev is None else f"{prev}/{name}")
+    prev = _scope.get()
+    set_mode(_enabled.get(), name if prev is None else f"{prev}/{name}")
     try:
         yield
     finally:
-        set_mode(_state.enabled, prev)
+        set_mode(_enabled.get(), prev)
 
 
 class Op:

@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import ops
-from .autograd import OFF, TensorMeta, _state, next_seq, run_backward
+from .autograd import OFF, TensorMeta, current_mode, next_seq, run_backward
 from .errors import ArgumentError, DTypeError, GraphError, IndexOutOfRange, ShapeError
 from .ops import (Abs, Add, Div, Exp, Log, MatMul, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub,
                   Tanh)
@@ -20,7 +20,7 @@ def apply(op, *parents, **attrs):
     t.data = out
     t.grad = t._meta = None
     t.seq = next_seq()
-    mode = _state.mode
+    mode = current_mode()
     if mode is not OFF:
         for p in parents:
             if p.requires_grad:
@@ -51,7 +51,7 @@ def _unary_op(op):
         t.data = out
         t.grad = t._meta = None
         t.seq = next_seq()
-        if a.requires_grad and (mode := _state.mode) is not OFF:
+        if a.requires_grad and (mode := current_mode()) is not OFF:
             t.requires_grad = True
             t.op = op
             t.parents = (a,)
@@ -85,7 +85,7 @@ def _binary_op(op):
         t.data = out
         t.grad = t._meta = None
         t.seq = next_seq()
-        if (a.requires_grad or b.requires_grad) and (mode := _state.mode) is not OFF:
+        if (a.requires_grad or b.requires_grad) and (mode := current_mode()) is not OFF:
             t.requires_grad = True
             t.op = op
             t.parents = (a, b)

@@ -248,6 +248,29 @@ def test_grad_mode_is_thread_local():
     assert seen == {"enabled": True, "records": True}
 
 
+
+def test_grad_mode_belongs_to_each_asyncio_task():
+    import asyncio
+    x = mt.tensor(1.0, requires_grad=True)
+
+    async def quiet(started, done):
+        with mt.no_grad():
+            started.set()
+            await done.wait()             # the other task runs while this one is in no_grad
+            return (x * 2).requires_grad
+
+    async def loud(started, done):
+        await started.wait()
+        recorded = (x * 2).requires_grad
+        done.set()
+        return recorded
+
+    async def main():
+        started, done = asyncio.Event(), asyncio.Event()
+        return await asyncio.gather(quiet(started, done), loud(started, done))
+
+    assert asyncio.run(main()) == [False, True]
+
 # ---- hooks, retain_grad, keep_grads ---------------------------------------------------------
 
 def test_a_hook_sees_the_gradient_and_a_returned_array_replaces_it():

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functions as fn
-from ..autograd import _state, set_mode
+from ..autograd import current_scope, is_grad_enabled, set_mode
 from ..creation import as_tensor
 from ..errors import ShapeError
 from ..tensor import Tensor
@@ -110,7 +110,7 @@ def unroll(cell, xs, state=None, lengths=None, scope=None):
         lengths = _check_lengths(cell, lengths, T, B)
         steps = np.arange(T)[:, None] < lengths[None, :]            # (T, B)
         masks = [Tensor(m[:, None]) for m in steps]
-    outer, enabled = _state.scope, _state.enabled
+    outer, enabled = current_scope(), is_grad_enabled()
     base = "/".join(s for s in (outer, scope) if s) or None
     prefix = f"{base}/" if base else ""
     outputs = []

@@ -301,13 +301,13 @@ def test_stacked_bidirectional_scopes_nest():
     assert {"encoder/layer0", "encoder/layer1/reverse"} <= set(counts)
     assert set(counts) - want - {None} <= {"encoder", "encoder/layer0", "encoder/layer0/reverse",
                                   "encoder/layer1", "encoder/layer1/reverse"}
-    assert mt.autograd._state.scope is None
+    assert mt.autograd.current_scope() is None
 
 
 def test_scope_is_restored_after_an_error():
     with pytest.raises(mt.ShapeError):
         unroll(growing(1), mt.zeros(4, 2, 3))
-    assert mt.autograd._state.scope is None
+    assert mt.autograd.current_scope() is None
 
 
 # ---- truncated BPTT with a tuple state -------------------------------------------------
