@@ -226,7 +226,8 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
             else:
                 heappush(heap, (-r.seq, r))
     root_released = any(r.saved is RELEASED for r in roots)
-    watch = capture is not None or keep_grads
+    watch = capture is not None or keep_grads    # every tensor's gradient is wanted (or a
+                                                  # factored one must be densified): _visit
     finals = []            # (tensor, gradient, ours) to store once the walk has succeeded
     captured = {}
     while True:
@@ -237,7 +238,7 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
         else:
             break
         g = pending.pop(t.seq)
-        if watch or t._meta is not None or type(g) is Outer:
+        if watch or t._meta is not None:
             g = _visit(t, g, capture, captured, keep_grads, finals)
         if t.saved is RELEASED:
             raise _released_error(t, root_released)
@@ -262,6 +263,8 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
                 continue
             if shaped and gp.shape != p.data.shape:     # broadcast, scattered or factored
                 gp = _first_shape(gp, p, t, owned)
+                if type(gp) is Outer and p.op is not None:
+                    watch = True                # a factored non-leaf gradient (W.T, say)
             pending[ps] = gp                    # the first contribution is kept, not copied
             if p.op is None:
                 leaves.append(p)

@@ -154,6 +154,56 @@ def test_a_bias_shared_by_every_step_accumulates_its_broadcast_gradients():
     np.testing.assert_array_equal(bias.grad, np.full(3, 2 * (1 + 2 + 3 + 4)))
 
 
+
+def _linear_steps(W, hs, gs):
+    """Σ_t sum(linear(h_t, W) · g_t): its gradient w.r.t. W is Σ_t g_tᵀ h_t."""
+    F = mt.functional
+    return sum((F.linear(mt.tensor(h), W) * mt.tensor(g)).sum() for h, g in zip(hs, gs))
+
+
+@pytest.mark.parametrize("steps, rows", [(5, 3), (3, 2000)])   # 6,000 rows fold at 4,096
+def test_a_weight_shared_by_many_linear_steps_gets_the_summed_outer_products(steps, rows):
+    W = mt.tensor(randn(4, 3), requires_grad=True)
+    hs = [randn(rows, 3, seed=t) for t in range(steps)]
+    gs = [randn(rows, 4, seed=100 + t) for t in range(steps)]
+    _linear_steps(W, hs, gs).backward()
+    np.testing.assert_allclose(W.grad, sum(g.T @ h for h, g in zip(hs, gs)), rtol=1e-12)
+
+
+def test_factored_gradients_fold_into_a_dense_sum_so_their_memory_stays_bounded():
+    from microtensor.autograd import Outer
+    a, b = randn(3000, 4), randn(3000, 3, seed=1)
+    o = Outer(a[:1000], b[:1000])
+    o.merge(Outer(a[1000:2000], b[1000:2000]))
+    assert o.rows == 2000 and len(o.a) == 2 and o.acc is None      # still factors
+    o.merge(Outer(a[2000:], b[2000:]))
+    o.merge(Outer(a[:1500], b[:1500]))                              # 4,500 rows: folded
+    assert o.rows == 0 and o.a == [] and o.acc.shape == (4, 3)
+    np.testing.assert_allclose(o.dense(), a.T @ b + a[:1500].T @ b[:1500], rtol=1e-12)
+
+
+def test_a_non_leaf_weight_used_by_linear_at_every_step_and_elsewhere():
+    W = mt.tensor(randn(4, 3), requires_grad=True)
+    Wn = W * 2.0                                     # not a leaf: its factored gradient is
+    hs = [randn(2, 3, seed=t) for t in range(4)]     # densified when the walk reaches it
+    gs = [randn(2, 4, seed=10 + t) for t in range(4)]
+    loss = _linear_steps(Wn, hs, gs) + (Wn * Wn).sum() + _linear_steps(Wn.T.T, hs[:1], gs[:1])
+    loss.backward()
+    want = sum(g.T @ h for h, g in zip(hs, gs)) + 2 * Wn.data + gs[0].T @ hs[0]
+    np.testing.assert_allclose(W.grad, 2.0 * want, rtol=1e-12)
+
+
+def test_scattered_factored_and_dense_gradients_of_one_tensor_add_up():
+    E = mt.tensor(randn(5, 3), requires_grad=True)
+    x = mt.tensor(randn(2, 3, seed=1))
+    g = randn(2, 5, seed=2)
+    loss = (mt.functional.linear(x, E) * mt.tensor(g)).sum() + E[1].sum() * 3 + E[1].sum() \
+        + (E * E).sum()
+    loss.backward()
+    want = g.T @ x.data + 2 * E.data
+    want[1] += 4
+    np.testing.assert_allclose(E.grad, want, rtol=1e-12)
+
 # ---- released graphs ----------------------------------------------------------------------
 
 def test_second_backward_through_a_released_graph_names_retain_graph():
