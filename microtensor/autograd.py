@@ -213,8 +213,8 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
     pending = {}           # seq -> gradient so far
     owned = set()          # seqs whose pending gradient we allocated, so may add into in place
     heap = []              # (−seq, tensor): the latest-made tensor comes off first
-    top = None             # the pending tensor made last, held out of the heap: a chain of
-                           # ops then passes each tensor straight to the next step
+    top = top_g = None     # the pending tensor made last and its gradient, held out of the
+                           # heap and of `pending`: a chain hands each tensor to the next step
     leaves = []            # leaves reached; they have nothing to pass on, so wait for the end
     for r, g in zip(roots, root_grads):
         if r.seq in pending:
@@ -232,12 +232,12 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
     captured = {}
     while True:
         if top is not None:
-            t, top = top, None
+            t, g, top = top, top_g, None
         elif heap:
             t = heappop(heap)[1]
+            g = pending.pop(t.seq)
         else:
             break
-        g = pending.pop(t.seq)
         if watch or t._meta is not None:
             g = _visit(t, g, capture, captured, keep_grads, finals)
         if t.saved is RELEASED:
@@ -261,22 +261,39 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
             if ps in pending:                   # the second contribution: sum it in
                 _accumulate(pending, owned, p, gp, t)
                 continue
+            if p is top:                        # the same, for the tensor held in `top`
+                pending[ps] = top_g
+                heappush(heap, (-ps, p))
+                top = None
+                _accumulate(pending, owned, p, gp, t)
+                continue
             if shaped and gp.shape != p.data.shape:     # broadcast, scattered or factored
                 gp = _first_shape(gp, p, t, owned)
                 if type(gp) is Outer and p.op is not None:
                     watch = True                # a factored non-leaf gradient (W.T, say)
-            pending[ps] = gp                    # the first contribution is kept, not copied
-            if p.op is None:
+                if ps in owned and p.op is not None:    # a scattered gradient's buffer (xs[t])
+                    if top is not None and ps > top.seq:  # stays in `pending`, where later
+                        pending[top.seq] = top_g          # ones find it
+                        heappush(heap, (-top.seq, top))
+                        top = None
+                    pending[ps] = gp
+                    heappush(heap, (-ps, p))
+                    continue
+            if p.op is None:                    # the first contribution is kept, not copied
+                pending[ps] = gp
                 leaves.append(p)
             elif top is None:
                 if heap and ps < -heap[0][0]:
+                    pending[ps] = gp
                     heappush(heap, (-ps, p))
                 else:
-                    top = p
-            elif ps > top.seq:
+                    top, top_g = p, gp
+            elif ps > top.seq:                  # p outranks `top`, which goes to the heap
+                pending[top.seq] = top_g
                 heappush(heap, (-top.seq, top))
-                top = p
+                top, top_g = p, gp
             else:
+                pending[ps] = gp
                 heappush(heap, (-ps, p))
     for t in leaves:
         _visit(t, pending.pop(t.seq), capture, captured, keep_grads, finals, t.seq in owned)

@@ -6,9 +6,10 @@ import weakref
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import microtensor as mt
-from microtensor.autograd import RELEASED, Op
+from microtensor.autograd import RELEASED, Op, Scatter
 from microtensor.tensor import apply
 
 
@@ -29,6 +30,69 @@ def test_backward_through_a_100000_op_chain_at_the_default_recursion_limit():
     assert x.grad == pytest.approx(1.000001 ** 100_000, rel=1e-9)
     del y            # freeing the chain must not recurse either
     gc.collect()
+
+
+def test_a_tensor_is_walked_only_once_its_every_consumer_has_been():
+    a = mt.tensor([1.0, 2.0], requires_grad=True)
+    x = a * 2
+    (x + x.tanh()).sum().backward()           # add's first input is older than its second
+    np.testing.assert_allclose(a.grad, 2 * (2 - np.tanh(2 * a.data) ** 2), rtol=1e-14)
+    b = mt.tensor([0.5, -1.0], requires_grad=True)
+    y = b.exp()
+    z = y.tanh()
+    (z * y + y * z.exp() + y).sum().backward()
+    e, t = np.exp(b.data), np.tanh(np.exp(b.data))
+    dz = e + e * np.exp(t)
+    np.testing.assert_allclose(b.grad, ((1 - t ** 2) * dz + t + np.exp(t) + 1) * e, rtol=1e-13)
+
+
+class _ScatterSecond(Op):
+    """a + b[0] as a test op whose second input's gradient comes back as a Scatter."""
+    name = "scatter_second"
+    broadcasts = True
+
+    @staticmethod
+    def forward(a, b):
+        return a + b[0], None
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, Scatter(0, g, False)
+
+
+def test_a_scattered_gradient_for_the_newer_input_of_a_two_input_op():
+    a = mt.tensor([1.0, 2.0], requires_grad=True)
+    older = a * 3
+    newer = (older * 2).reshape(1, 2)                   # made from older
+    loss = apply(_ScatterSecond, older, newer) * apply(_ScatterSecond, older, newer)
+    loss.sum().backward()
+    s = 9 * a.data                                      # each of the two factors
+    np.testing.assert_allclose(a.grad, 2 * s * 9, rtol=1e-14)
+    b = mt.tensor([1.0, 2.0], requires_grad=True)
+    older = b * 3
+    apply(_ScatterSecond, older, (older * 2).reshape(1, 2)).sum().backward()
+    np.testing.assert_allclose(b.grad, [9.0, 9.0], rtol=1e-14)
+
+
+class _ScatterFirst(Op):
+    """a[0] + b as a test op whose first input's gradient comes back as a Scatter."""
+    name = "scatter_first"
+    broadcasts = True
+
+    @staticmethod
+    def forward(a, b):
+        return a[0] + b, None
+
+    @staticmethod
+    def backward(ctx, g):
+        return Scatter(0, g.sum(), False), g
+
+
+def test_a_scattered_then_a_dense_gradient_for_one_tensor_from_one_op():
+    a = mt.tensor([1.0, 2.0], requires_grad=True)
+    x = a * 3
+    apply(_ScatterFirst, x, x).sum().backward()       # both of x's gradients in one step
+    np.testing.assert_allclose(a.grad, [3 * (1 + 2), 3 * 1], rtol=1e-14)
 
 
 def test_parents_are_kept_in_argument_order():
@@ -203,6 +267,57 @@ def test_scattered_factored_and_dense_gradients_of_one_tensor_add_up():
     want = g.T @ x.data + 2 * E.data
     want[1] += 4
     np.testing.assert_allclose(E.grad, want, rtol=1e-12)
+
+
+def _random_program(ops, rows):
+    """A loss built by `ops` (a list of (op, i, j) choices) from three (3, 4) leaves and a
+    (4, 4) weight: tensors are reused, indexed (scattered gradients), put through linear
+    (factored gradients) and broadcast, so the walk meets every kind of pending gradient."""
+    F = mt.functional
+
+    def loss(a, b, c, W):
+        pool = [a, b, c]
+        for op, i, j in ops:
+            x, y = pool[i % len(pool)], pool[-1 - j % 3]    # y: one of the newest
+            if op == "add":
+                z = x + y
+            elif op == "mul":
+                z = x * y
+            elif op == "tanh":
+                z = x.tanh()
+            elif op == "row":                       # an indexed row, broadcast back
+                z = x * x[rows[j % len(rows)]]
+            elif op == "linear":
+                z = F.linear(x, W, y)
+            else:                                   # "twice": the same tensor twice
+                z = x * x + x
+            pool.append(z)
+        return sum((t * (k + 1.0)).sum() for k, t in enumerate(pool[-3:]))
+    return loss
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(st.sampled_from(["add", "mul", "tanh", "row", "linear", "twice"]),
+                          st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=12))
+def test_random_graphs_give_the_finite_difference_gradient(ops):
+    rng = np.random.default_rng(len(ops))
+    arrays = [rng.standard_normal((3, 4)) * 0.5 for _ in range(3)] + [rng.standard_normal((4, 4)) * 0.3]
+    loss = _random_program(ops, rows=[0, 2, 1])
+    leaves = [mt.tensor(a, requires_grad=True) for a in arrays]
+    loss(*leaves).backward()
+    eps = 1e-6
+    for k, arr in enumerate(arrays):
+        numeric = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            plus = [x.copy() for x in arrays]
+            minus = [x.copy() for x in arrays]
+            plus[k][idx] += eps
+            minus[k][idx] -= eps
+            with mt.no_grad():
+                numeric[idx] = (loss(*map(mt.tensor, plus)).item()
+                                - loss(*map(mt.tensor, minus)).item()) / (2 * eps)
+        got = leaves[k].grad if leaves[k].grad is not None else np.zeros_like(arr)
+        np.testing.assert_allclose(got, numeric, rtol=1e-5, atol=1e-6)
 
 # ---- released graphs ----------------------------------------------------------------------
 
