@@ -206,9 +206,12 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
     Tensors are taken in decreasing creation order (a max-heap on `seq`): every consumer of
     a tensor was made after it, so when a tensor comes off the heap its gradient is complete
     (no counting pass, no recursion). Pending gradients live in a dict keyed by seq and are
-    dropped once used. Leaves accumulate into .grad at the end, so an error part-way leaves
-    every .grad as it was; `capture` (a set of ids) asks for gradients back instead (mt.grad).
-    keep_grads=True stores every tensor's gradient in .grad (for drawing BPTT).
+    dropped once used. The newest pending tensor waits in `top` instead, so a chain of ops
+    (an RNN's steps) passes each gradient straight on without touching heap or dict. Leaves
+    have nothing to pass on: they wait until the walk ends and accumulate into .grad then,
+    so an error part-way leaves every .grad as it was; `capture` (a set of ids) asks for
+    gradients back instead (mt.grad). keep_grads=True stores every tensor's gradient in .grad
+    (for drawing BPTT).
     """
     pending = {}           # seq -> gradient so far
     owned = set()          # seqs whose pending gradient we allocated, so may add into in place
