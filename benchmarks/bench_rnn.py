@@ -2,7 +2,8 @@
 
 Prints three Markdown tables, with issue 7's targets beside microtensor's rows:
   1. per-op overhead: h = tanh(h·w + b) repeated (2,001 ops on shape (8,)), forward + backward,
-     in µs/op for NumPy with a hand-written backward, torch eager and microtensor;
+     in µs/op for NumPy with a hand-written backward, torch eager and microtensor; the target
+     (2.5 µs/op where the NumPy loop took 1.1) is judged as the ratio to the NumPy loop;
   2. one training step (forward, mean cross-entropy, backward) of a vanilla RNN at
      (V, H, T, B) = (65, 100, 25, 1), (65, 256, 50, 32), (65, 1024, 50, 64), float64 and float32,
      in ms/step and as a ratio to the tutorial-style hand BPTT of the same dtype;
@@ -53,6 +54,9 @@ from baselines import PARAMS, TORCH_BASELINES, TRAINING_STEP  # noqa: E402
 REFERENCE = "hand BPTT, tutorial style"
 MICROTENSOR = "microtensor (models.VanillaRNN)"
 CHAIN_STEPS = 667                                   # 3 ops each: 2,001 ops
+PER_OP_TARGET = 2.5 / 1.1     # issue 7: ≤ 2.5 µs/op on a machine where the NumPy loop took 1.1.
+                              # This shared machine runs the same loop at 1.0 to 2.1 µs/op from one
+                              # run to the next, so the target is judged as that ratio.
 STEP_SIZES = [                                      # (V, H, T, B), issue 7's target ratio, time budget (s)
     ((65, 100, 25, 1), 0.5, 6),
     ((65, 256, 50, 32), 1.0, 15),
@@ -148,9 +152,11 @@ def bench_per_op(quick):
             row.update(time=failures[name], ratio="")
         else:
             us = statistics.median(times[name]) / ops * 1e6
-            row.update(time=f"{us:.2f}", ratio=_ratio_text(ratio_stats(times[name], ref)))
+            stats = ratio_stats(times[name], ref)
+            row.update(time=f"{us:.2f}", ratio=_ratio_text(stats))
             if name == "microtensor":
-                row.update(target="≤ 2.5 µs/op", met=_met(us <= 2.5))
+                row.update(target=f"≤ 2.5 µs/op where NumPy takes 1.1: ≤ {PER_OP_TARGET:.2f}×",
+                           met=_met(stats[0] <= PER_OP_TARGET))
         rows.append(row)
     if torch is None:
         rows.append({"implementation": "torch eager", "time": "skipped: torch not importable",
