@@ -1,7 +1,4 @@
-"""Grad mode, name scopes, the Op base class and the iterative backward engine."""
-import contextlib
-import contextvars
-import functools
+"""The Op base class, the op registry and the iterative backward engine."""
 import itertools
 from heapq import heappop, heappush
 
@@ -9,76 +6,8 @@ import numpy as np
 
 from .broadcast import unbroadcast
 from .errors import GraphError, ShapeError
-
-
-OFF = object()   # current_mode() when no graph is recorded
-
-# Grad mode and name scope belong to the running thread (and asyncio task), as in torch.
-# Ops read one value, current_mode(): OFF, or the current name scope (a str, or None outside
-# any scope) when grad is enabled; set_mode keeps the three in step.
-_enabled = contextvars.ContextVar("microtensor_grad_enabled", default=True)
-_scope = contextvars.ContextVar("microtensor_name_scope", default=None)
-_mode = contextvars.ContextVar("microtensor_mode", default=None)
-current_mode = _mode.get
-
-
-def current_scope():
-    return _scope.get()
-
-
-def set_mode(enabled, scope):
-    _enabled.set(enabled)
-    _scope.set(scope)
-    _mode.set(scope if enabled else OFF)
-
-
-class _GradMode:
-    """Sets grad mode for a `with` block; also usable as a decorator."""
-
-    def __init__(self, enabled):
-        self.enabled = enabled
-
-    def __enter__(self):
-        self.prev = _enabled.get()
-        set_mode(self.enabled, _scope.get())
-
-    def __exit__(self, *exc):
-        set_mode(self.prev, _scope.get())
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with _GradMode(self.enabled):
-                return fn(*args, **kwargs)
-        return wrapper
-
-
-def no_grad():
-    """Record no graph inside the block (context manager or decorator), as torch.no_grad."""
-    return _GradMode(False)
-
-
-def enable_grad():
-    """Record the graph inside the block even within no_grad()."""
-    return _GradMode(True)
-
-
-def is_grad_enabled():
-    return _enabled.get()
-
-
-@contextlib.contextmanager
-def name_scope(name):
-    """Mark every op made inside the block with `name` (nested scopes join with '/').
-
-    The recurrent unroller marks time step t with "t=3"; the renderer clusters by these marks.
-    """
-    prev = _scope.get()
-    set_mode(_enabled.get(), name if prev is None else f"{prev}/{name}")
-    try:
-        yield
-    finally:
-        set_mode(_enabled.get(), prev)
+from .mode import (OFF, current_mode, current_scope, enable_grad, is_grad_enabled,  # noqa: F401
+                   name_scope, no_grad, set_mode)
 
 
 class Op:

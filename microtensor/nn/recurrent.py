@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functions as fn
-from ..autograd import current_scope, is_grad_enabled, set_mode
+from ..mode import current_scope, is_grad_enabled, set_mode
 from ..creation import as_tensor
 from ..errors import ShapeError
 from ..tensor import Tensor
