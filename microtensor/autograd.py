@@ -1,29 +1,36 @@
-"""The Op base class, the op registry and the iterative backward engine."""
+"""The Op base class, the op registry, the gradient contract and the iterative backward engine."""
 import itertools
 from heapq import heappop, heappush
 
 import numpy as np
 
 from .broadcast import unbroadcast
-from .errors import GraphError, ShapeError
+from .errors import DTypeError, GraphError, MicrotensorError, ShapeError, error_kind
 from .mode import (OFF, current_mode, current_scope, enable_grad, is_grad_enabled,  # noqa: F401
                    name_scope, no_grad, set_mode)
+
+ndarray = np.ndarray
 
 
 class Op:
     """One differentiable operation: `forward` and `backward` side by side, on plain ndarrays.
 
-    forward(*arrays, **attrs) -> (out, saved): `saved` is all backward needs.
-    backward(ctx, g) -> one gradient per input (None where not needed), in the output's
-    broadcast shape; the engine reduces it to each input's shape. `ctx` is the output
-    tensor: ctx.saved, ctx.data (the result) and ctx.parents (the input tensors).
+    forward(*arrays, **attrs) -> (out, saved): `saved` is what backward needs besides the
+    inputs and the output, which it reads from ctx.
+    backward(ctx, g) -> one gradient per input, in argument order. `ctx` is the output
+    tensor: ctx.data (the result), ctx.parents (the input tensors: .data, .requires_grad)
+    and ctx.saved. g is the gradient of the output; backward must not write into g or into
+    any array it did not allocate (g may also reach other inputs). Each gradient is
+      - None, where the input needs none (ctx.parents[i].requires_grad is False);
+      - an array of the input's shape, or of any shape that broadcasting stretched it to:
+        the engine sums it down (broadcast.unbroadcast) and rejects an incompatible one
+        with a ShapeError naming the op and the input; or
+      - a `Gradient`: a structured gradient (ops.shape.Scatter, ops.linalg.Outer).
     An op whose forward is one NumPy ufunc and saves nothing declares `ufunc` instead of
     forward; Tensor's methods then call the ufunc without a Python frame in between.
     """
     name = None
     ufunc = None
-    broadcasts = False     # True: gradients may come in the output's broadcast shape, or as
-                           # a Scatter, and the engine brings them to each input's shape
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -56,60 +63,28 @@ def register(op):
     return op
 
 
-class Scatter:
-    """A sparse gradient: `values` belong at `index` of an otherwise-zero array.
+class Gradient:
+    """A structured gradient: an input's gradient in a form cheaper than its dense array.
 
-    Indexing ops return it so that x[t] taken at every step of a T-step loop costs O(T) in
-    backward, not O(T²): the engine adds it into the parent's one gradient buffer.
+    The one protocol every non-array gradient follows (the engine consumes it only in
+    `_sum` and `_conform`):
+      shape, dtype   the dense array it stands for (checked against the input's shape);
+      dense()        that array, newly allocated (the engine may then add into it);
+      add_into(buf)  add itself into buf, a dense array of `shape` the engine owns;
+      merge(other)   self combined with another gradient for the same input, or None
+                     when they don't combine (the engine then densifies and adds).
+    A Gradient is made by one backward and consumed by one walk; merge may extend self.
     """
-    __slots__ = ("index", "values", "repeats")
-    shape = None           # never equal to an array's: the engine's shape test sends it aside
-
-    def __init__(self, index, values, repeats):
-        self.index, self.values, self.repeats = index, values, repeats
-
-    def add_into(self, buf):
-        if self.repeats:
-            np.add.at(buf, self.index, self.values)   # integer arrays may name an element twice
-        else:
-            buf[self.index] += self.values
-        return buf
-
-
-class Outer:
-    """A weight gradient Σᵢ aᵢᵀbᵢ kept as its factors until it is needed.
-
-    linear's backward returns one for its weight; a weight shared by T time steps then
-    gets its gradient from one (out × TB) @ (TB × in) matmul instead of T outer products
-    added one by one: the hoisted hand-written BPTT's trick, done by the engine. Every
-    FOLD_ROWS rows the factors are folded into a dense sum, which bounds their memory.
-    """
-    __slots__ = ("a", "b", "rows", "acc")
-    FOLD_ROWS = 4096
-    shape = None
-
-    def __init__(self, a, b):
-        if len(a) >= self.FOLD_ROWS:       # already one big product: don't hold its factors
-            self.a, self.b, self.rows, self.acc = [], [], 0, a.T @ b
-        else:
-            self.a, self.b, self.rows, self.acc = [a], [b], len(a), None
-
-    def merge(self, other):
-        self.a += other.a
-        self.b += other.b
-        self.rows += other.rows
-        if self.rows >= self.FOLD_ROWS:
-            self.acc = self.dense()
-            self.a, self.b, self.rows = [], [], 0
+    __slots__ = ()
 
     def dense(self):
-        if not self.a:
-            return self.acc
-        if len(self.a) == 1:
-            d = self.a[0].T @ self.b[0]
-        else:
-            d = np.concatenate(self.a).T @ np.concatenate(self.b)
-        return d if self.acc is None else d + self.acc
+        raise NotImplementedError
+
+    def add_into(self, buf):
+        raise NotImplementedError
+
+    def merge(self, other):
+        return None
 
 
 RELEASED = object()    # stands in for an op's saved arrays once backward has freed them
@@ -134,32 +109,37 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
 
     Tensors are taken in decreasing creation order (a max-heap on `seq`): every consumer of
     a tensor was made after it, so when a tensor comes off the heap its gradient is complete
-    (no counting pass, no recursion). Pending gradients live in a dict keyed by seq and are
-    dropped once used. The newest pending tensor waits in `top` instead, so a chain of ops
-    (an RNN's steps) passes each gradient straight on without touching heap or dict. Leaves
-    have nothing to pass on: they wait until the walk ends and accumulate into .grad then,
-    so an error part-way leaves every .grad as it was; `capture` (a set of ids) asks for
-    gradients back instead (mt.grad). keep_grads=True stores every tensor's gradient in .grad
-    (for drawing BPTT).
+    (no counting pass, no recursion). Pending gradients live in `grads`, keyed by seq, and
+    are dropped once used. Every edge's gradient is checked against its input's shape
+    (`_conform`); a second contribution is summed in one place (`_sum`). Three fast lanes,
+    each an invariant the loop keeps:
+      top     the newest pending non-leaf and its gradient, held out of heap and dict, so a
+              chain of ops (an RNN's steps) hands each gradient straight on. Invariant: top
+              outranks (has a larger seq than) every tensor in the heap, and is not in grads.
+      owned   seqs whose pending gradient is a dense array this walk allocated and nothing
+              else references: a later dense contribution is added into it in place.
+              Invariant: s in owned ⇒ grads[s] is that array (a top is never owned).
+      leaves  pass nothing on, so they wait in grads (off the heap) until the walk ends and
+              accumulate into .grad then: an error part-way leaves every .grad as it was.
+    `capture` (a set of ids) asks for gradients back instead (mt.grad); keep_grads=True
+    also stores every intermediate tensor's gradient in its .grad (for drawing BPTT).
     """
-    pending = {}           # seq -> gradient so far
-    owned = set()          # seqs whose pending gradient we allocated, so may add into in place
-    heap = []              # (−seq, tensor): the latest-made tensor comes off first
-    top = top_g = None     # the pending tensor made last and its gradient, held out of the
-                           # heap and of `pending`: a chain hands each tensor to the next step
-    leaves = []            # leaves reached; they have nothing to pass on, so wait for the end
+    grads = {}
+    owned = set()
+    heap = []
+    top = top_g = None
+    leaves = []
     for r, g in zip(roots, root_grads):
-        if r.seq in pending:
-            _accumulate(pending, owned, r, g, None)
+        if r.seq in grads:
+            grads[r.seq] = _sum(grads[r.seq], g, r.seq, owned)
         else:
-            pending[r.seq] = g
+            grads[r.seq] = g
             if r.op is None:
                 leaves.append(r)
             else:
                 heappush(heap, (-r.seq, r))
     root_released = any(r.saved is RELEASED for r in roots)
-    watch = capture is not None or keep_grads    # every tensor's gradient is wanted (or a
-                                                  # factored one must be densified): _visit
+    watch = capture is not None or keep_grads    # every tensor's gradient is wanted: _visit
     finals = []            # (tensor, gradient, ours) to store once the walk has succeeded
     captured = {}
     while True:
@@ -167,138 +147,150 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
             t, g, top = top, top_g, None
         elif heap:
             t = heappop(heap)[1]
-            g = pending.pop(t.seq)
+            g = grads.pop(t.seq)
         else:
             break
+        if type(g) is not ndarray:
+            g = g.dense()                       # a structured gradient reaching an op
         if watch or t._meta is not None:
             g = _visit(t, g, capture, captured, keep_grads, finals)
         if t.saved is RELEASED:
             raise _released_error(t, root_released)
-        op = t.op
-        grads = op.backward(t, g)
+        try:
+            out = t.op.backward(t, g)
+        except (ValueError, TypeError, IndexError, ArithmeticError) as e:
+            if isinstance(e, MicrotensorError):
+                raise
+            raise _backward_error(t, e) from e     # a NumPy error, with the op's name
         if not retain_graph:
             t.saved = RELEASED
-        shaped = op.broadcasts
-        for p, gp in zip(t.parents, grads):
+        for p, gp in zip(t.parents, out):
             if gp is None or not p.requires_grad:
                 continue
+            if type(gp) is not ndarray or gp.shape != p.data.shape:
+                gp = _conform(gp, p, t)         # now an array of p's shape, or a Gradient
             ps = p.seq
-            if ps in owned:                     # a buffer of ours (a shared weight's, say)
-                prev = pending[ps]
-                if gp.shape == prev.shape:
-                    prev += gp                  # the common case, without a call
+            if ps in owned:                     # lane `owned`: add in place, no call
+                if type(gp) is ndarray:
+                    prev = grads[ps]
+                    prev += gp
                 else:
-                    _accumulate(pending, owned, p, gp, t)
-                continue
-            if ps in pending:                   # the second contribution: sum it in
-                _accumulate(pending, owned, p, gp, t)
-                continue
-            if p is top:                        # the same, for the tensor held in `top`
-                pending[ps] = top_g
+                    grads[ps] = _sum(grads[ps], gp, ps, owned)
+            elif ps in grads:                   # a second contribution (a leaf's, say)
+                grads[ps] = _sum(grads[ps], gp, ps, owned)
+            elif p is top:                      # the same for `top`: it joins the heap, so
+                grads[ps] = _sum(top_g, gp, ps, owned)     # a top is never owned
                 heappush(heap, (-ps, p))
                 top = None
-                _accumulate(pending, owned, p, gp, t)
-                continue
-            if shaped and gp.shape != p.data.shape:     # broadcast, scattered or factored
-                gp = _first_shape(gp, p, t, owned)
-                if type(gp) is Outer and p.op is not None:
-                    watch = True                # a factored non-leaf gradient (W.T, say)
-                if ps in owned and p.op is not None:    # a scattered gradient's buffer (xs[t])
-                    if top is not None and ps > top.seq:  # stays in `pending`, where later
-                        pending[top.seq] = top_g          # ones find it
-                        heappush(heap, (-top.seq, top))
-                        top = None
-                    pending[ps] = gp
-                    heappush(heap, (-ps, p))
-                    continue
-            if p.op is None:                    # the first contribution is kept, not copied
-                pending[ps] = gp
+            elif p.op is None:                  # lane `leaves`: the first contribution is
+                grads[ps] = gp                  # kept, not copied
                 leaves.append(p)
-            elif top is None:
+            elif top is None:                   # lane `top`
                 if heap and ps < -heap[0][0]:
-                    pending[ps] = gp
+                    grads[ps] = gp
                     heappush(heap, (-ps, p))
                 else:
                     top, top_g = p, gp
-            elif ps > top.seq:                  # p outranks `top`, which goes to the heap
-                pending[top.seq] = top_g
+            elif ps > top.seq:                  # p outranks top, which goes to the heap
+                grads[top.seq] = top_g
                 heappush(heap, (-top.seq, top))
                 top, top_g = p, gp
             else:
-                pending[ps] = gp
+                grads[ps] = gp
                 heappush(heap, (-ps, p))
     for t in leaves:
-        _visit(t, pending.pop(t.seq), capture, captured, keep_grads, finals, t.seq in owned)
+        g = grads.pop(t.seq)
+        ours = t.seq in owned
+        if type(g) is not ndarray:
+            g, ours = g.dense(), True
+        _visit(t, g, capture, captured, keep_grads, finals, ours)
     for t, g, ours in finals:
-        if t.op is None:
-            _accumulate_leaf(t, g, ours)
-        else:
-            t.grad = g.copy()
+        _store_grad(t, g, ours)
     return captured
 
 
-def _first_shape(g, p, node, owned):
-    """A first gradient for p in p's shape: a Scatter becomes a buffer of ours, an Outer
-    stays factored, and a broadcast one is summed down."""
-    if type(g) is Scatter:
-        owned.add(p.seq)
-        return g.add_into(np.zeros(p.data.shape, dtype=p.data.dtype))
-    if type(g) is Outer:
+def _conform(g, p, node):
+    """g as the gradient of input p of node: an array of p's shape (broadcast axes summed
+    down), or a structured Gradient of that shape; anything else is an op's bug."""
+    shape = p.data.shape
+    if isinstance(g, Gradient):
+        if g.shape != shape:
+            raise ShapeError(f"{_where(node, p)}: the gradient has shape {g.shape}, but the "
+                             f"input has shape {shape}")
         return g
-    return unbroadcast(g, p.data.shape, node, p)
+    if type(g) is not ndarray:
+        g = np.asarray(g)                       # a NumPy scalar: a 0-d ufunc result
+    if g.shape != shape:
+        g = unbroadcast(g, shape, node, p)
+        if type(g) is not ndarray:              # a 0-d sum comes back as a NumPy scalar
+            g = np.asarray(g)
+    return g
+
+
+def _where(node, p):
+    index = next((i for i, q in enumerate(node.parents) if q is p), "?")
+    return f"backward of {node.op.name} (input {index}" + \
+        (f", made in {node.scope})" if node.scope else ")")
+
+
+def _backward_error(node, e):
+    shapes = ", ".join(str(q.data.shape) for q in node.parents)
+    scope = f", made in {node.scope}" if node.scope else ""
+    return error_kind(e)(f"backward of {node.op.name}{scope}: {e} (input shapes {shapes}, "
+                         f"output shape {node.data.shape})")
+
+
+def _sum(prev, g, s, owned):
+    """prev + g, the one place where two contributions to one tensor's gradient meet.
+
+    Either may be a structured Gradient (merged when it can be, else densified). The sum
+    is a new array that `owned` then records, or prev itself when prev is owned already:
+    an array the graph or the caller may still use is never written to.
+    """
+    if type(prev) is not ndarray:
+        merged = prev.merge(g)
+        if merged is not None:
+            return merged
+        prev = prev.dense()
+        owned.add(s)
+    if type(g) is not ndarray:
+        if s not in owned:
+            prev = np.array(prev)               # copy, an ndarray even when 0-d
+            owned.add(s)
+        return g.add_into(prev)
+    if s in owned:
+        prev += g
+        return prev
+    owned.add(s)
+    out = np.add(prev, g, dtype=prev.dtype)     # one pass instead of a copy and an add
+    return out if type(out) is ndarray else np.asarray(out)
 
 
 def _visit(t, g, capture, captured, keep_grads, finals, ours=False):
-    """The rare per-tensor work: factored gradients, hooks, mt.grad's capture, retained and
-    leaf gradients. ours: g was allocated by this backward, so .grad may keep it uncopied."""
-    if type(g) is Outer:
-        g, ours = g.dense(), True
+    """The rare per-tensor work: hooks, mt.grad's capture, retained and leaf gradients.
+    ours: g was allocated by this backward and is referenced nowhere else."""
     meta = t._meta
     if meta is not None and meta.hooks:
-        g, ours = meta.run_hooks(g), False
+        g, ours = meta.run_hooks(g if ours else g.copy()), False
     if capture is not None:
         if id(t) in capture:
-            captured[id(t)] = g
+            captured[id(t)] = g if ours and g.dtype == t.data.dtype else \
+                np.array(g, dtype=t.data.dtype)
     elif keep_grads or t.op is None or (meta is not None and meta.retain):
         finals.append((t, g, ours))
     return g
 
 
-def _accumulate(pending, owned, p, g, node):
-    """Sum a further gradient into p's pending one: allocate on the second contribution and
-    add in place after that, so no array the graph still uses is ever written to."""
-    ps = p.seq
-    prev = pending[ps]
-    if type(prev) is Outer:
-        if type(g) is Outer:
-            prev.merge(g)              # factors made in this backward: ours to extend
-            return
-        prev = prev.dense()
-        pending[ps] = prev
-        owned.add(ps)
-    elif type(g) is Outer:
-        g = g.dense()
-    if type(g) is Scatter:
-        if ps not in owned:
-            prev = pending[ps] = prev.copy()
-            owned.add(ps)
-        g.add_into(prev)
-        return
-    if g.shape != prev.shape:
-        g = unbroadcast(g, prev.shape, node, p)
-    if ps in owned:
-        prev += g
-    else:                              # one pass instead of a copy and an add
-        pending[ps] = np.add(prev, g, dtype=prev.dtype)
-        owned.add(ps)
-
-
-def _accumulate_leaf(t, g, ours=False):
-    """Leaves add into .grad in their own dtype, copying so .grad never aliases another array
-    (unless the array is ours: made by this backward and referenced nowhere else)."""
+def _store_grad(t, g, ours=False):
+    """Accumulate into .grad in t's own dtype (leaves and retained tensors alike, as torch),
+    copying so .grad never aliases another array (unless ours: made by this backward)."""
     if g.shape != t.data.shape:         # only an op's buggy backward can get here
-        raise ShapeError(f"backward: the gradient reaching a leaf of shape {t.data.shape} "
+        raise ShapeError(f"backward: the gradient reaching a tensor of shape {t.data.shape} "
                          f"has shape {g.shape}; an op's backward returned the wrong shape")
+    if t.data.dtype.kind != "f":
+        raise DTypeError(f"backward: a tensor of dtype {t.data.dtype} requires grad, but only "
+                         f"floating-point tensors can have gradients (was its .data replaced "
+                         f"by integers? cast it with .astype(mt.float64))")
     if t.grad is None:
         t.grad = g if ours and g.dtype == t.data.dtype else np.array(g, dtype=t.data.dtype)
     else:

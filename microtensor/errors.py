@@ -31,3 +31,14 @@ class IndexOutOfRange(MicrotensorError, IndexError):
 
 class ArgumentError(MicrotensorError, TypeError):
     """An argument of the wrong kind for an op."""
+
+
+def error_kind(e):
+    """The microtensor error that stands for a NumPy error raised inside an op."""
+    if isinstance(e, IndexError):
+        return IndexOutOfRange
+    if isinstance(e, ValueError):
+        return ShapeError
+    if isinstance(e, TypeError):
+        return ArgumentError
+    return GraphError

@@ -82,25 +82,33 @@ def flatten(x):
     return _t(x).flatten()
 
 
+def _pair(a, b):
+    """a and b as tensors; a Python number takes the other operand's float dtype, on either
+    side (mt.maximum(0.5, x) stays float32 for a float32 x, as torch)."""
+    if isinstance(a, Tensor):
+        return a, as_tensor(b, a)
+    if isinstance(b, Tensor):
+        return as_tensor(a, b), b
+    a = _t(a)
+    return a, as_tensor(b, a)
+
+
 def matmul(a, b):
-    return apply(ops.MatMul, _t(a), _t(b))
+    return apply(ops.MatMul, *_pair(a, b))
 
 
 def maximum(a, b):
-    a = _t(a)
-    return apply(ops.Maximum, a, as_tensor(b, a))
+    return apply(ops.Maximum, *_pair(a, b))
 
 
 def minimum(a, b):
-    a = _t(a)
-    return apply(ops.Minimum, a, as_tensor(b, a))
+    return apply(ops.Minimum, *_pair(a, b))
 
 
 def where(cond, a, b):
     """a where cond is true, else b; differentiable in a and b."""
-    cond = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
-    a = _t(a) if isinstance(a, Tensor) or not isinstance(b, Tensor) else as_tensor(a, b)
-    return apply(ops.Where, a, as_tensor(b, a), cond=cond)
+    cond = np.array(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)  # a copy
+    return apply(ops.Where, *_pair(a, b), cond=cond)
 
 
 def _tensor_list(op_name, tensors):

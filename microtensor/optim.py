@@ -13,6 +13,17 @@ from .errors import ArgumentError, CheckpointError
 from .tensor import Tensor
 
 
+def _check_hyperparameter(owner, k, v):
+    """Every number a finite value >= 0 (as torch rejects NaN, inf and negatives), and
+    each tuple's numbers too (Adam's betas); NaN would silently turn every parameter NaN."""
+    values = v if isinstance(v, tuple) else (v,)
+    for x in values:
+        if isinstance(x, bool) or not isinstance(x, (int, float, np.number)):
+            continue
+        if not math.isfinite(x) or x < 0:
+            raise ValueError(f"{owner}: invalid {k}: {v!r} (must be a finite number >= 0)")
+
+
 class Optimizer:
     """Base class: holds the parameters, their per-parameter state, and the hyperparameters."""
 
@@ -36,8 +47,7 @@ class Optimizer:
                                     f"appears twice in the parameter list")
             seen.add(id(p))
         for k, v in defaults.items():
-            if isinstance(v, (int, float)) and v < 0:
-                raise ValueError(f"{type(self).__name__}: invalid {k}: {v} (must be >= 0)")
+            _check_hyperparameter(type(self).__name__, k, v)
         self.params = params
         self.param_groups = [dict(defaults, params=params)]
         self.state = {}

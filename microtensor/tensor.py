@@ -3,11 +3,12 @@ import numpy as np
 
 from . import ops
 from .autograd import OFF, TensorMeta, current_mode, next_seq, run_backward
-from .errors import ArgumentError, DTypeError, GraphError, IndexOutOfRange, ShapeError
+from .errors import ArgumentError, DTypeError, GraphError, ShapeError, error_kind
 from .ops import (Abs, Add, Div, Exp, Log, MatMul, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub,
                   Tanh)
 
 _new = object.__new__
+ndarray = np.ndarray
 
 
 def apply(op, *parents, **attrs):
@@ -16,6 +17,8 @@ def apply(op, *parents, **attrs):
         out, saved = op.forward(*[p.data for p in parents], **attrs)
     except (ValueError, IndexError, TypeError) as e:
         raise _op_error(op, parents, attrs, e) from e
+    if type(out) is not ndarray:        # a 0-d result is a NumPy scalar: .data is an array
+        out = np.asarray(out)
     t = _new(Tensor)
     t.data = out
     t.grad = t._meta = None
@@ -47,6 +50,8 @@ def _unary_op(op):
                 out, saved = forward(a.data)
         except (ValueError, IndexError, TypeError) as e:
             raise _op_error(op, (a,), {}, e) from e
+        if type(out) is not ndarray:
+            out = np.asarray(out)
         t = _new(Tensor)
         t.data = out
         t.grad = t._meta = None
@@ -81,6 +86,8 @@ def _binary_op(op):
                 out, saved = forward(a.data, b.data)
         except (ValueError, IndexError, TypeError) as e:
             raise _op_error(op, (a, b), {}, e) from e
+        if type(out) is not ndarray:
+            out = np.asarray(out)
         t = _new(Tensor)
         t.data = out
         t.grad = t._meta = None
@@ -111,9 +118,7 @@ def _op_error(op, parents, attrs, e):
     if msg is None:
         shown = ", ".join(str(s) for s in shapes)
         msg = f"{op.name}: {e} (input shapes {shown}{_attrs_text(attrs)})"
-    if isinstance(e, IndexError):
-        return IndexOutOfRange(msg)
-    return ShapeError(msg) if isinstance(e, ValueError) else ArgumentError(msg)
+    return error_kind(e)(msg)
 
 
 def _attrs_text(attrs):
@@ -401,20 +406,29 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False):
     """d(outputs)/d(inputs) as a tuple of ndarrays, leaving every .grad untouched.
 
     outputs and inputs are a tensor or a sequence of them; grad_outputs gives the upstream
-    gradient of each output (required for outputs with more than one element). An input
-    that the outputs do not depend on gets a zero array.
+    gradient of each output (one per output, as torch; required for outputs with more than
+    one element; a number stands for an array of that value). An input that the outputs
+    do not depend on gets a zero array. Results have each input's dtype.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, (Tensor, np.ndarray, int, float)):
-        grad_outputs = [np.full(outputs[0].shape, grad_outputs, dtype=outputs[0].dtype)
-                        if isinstance(grad_outputs, (int, float)) else grad_outputs]
+    elif isinstance(grad_outputs, (Tensor, np.ndarray, int, float, np.generic)):
+        grad_outputs = [grad_outputs]
+    else:
+        grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ArgumentError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} "
+                            f"outputs; give one per output (None for a one-element output)")
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise GraphError(f"grad: input {i} is not a tensor that requires grad")
-    roots = [_root_grad(o, g) for o, g in zip(outputs, grad_outputs)]
+        if t.data.dtype.kind != "f":
+            raise DTypeError(f"grad: input {i} has dtype {t.data.dtype}; only floating-point "
+                             f"tensors have gradients")
+    roots = [_root_grad(o, np.full(o.shape, g, dtype=o.dtype) if isinstance(g, (int, float))
+                        else g) for o, g in zip(outputs, grad_outputs)]
     captured = run_backward(outputs, roots, retain_graph, capture={id(t) for t in inputs})
     return tuple(captured.get(id(t), np.zeros_like(t.data)) for t in inputs)

@@ -27,6 +27,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
     out = fn(*inputs)
     if not isinstance(out, Tensor):
         raise GradcheckError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    _check_deterministic(fn, inputs, out)
     rng = np.random.default_rng(0)
     if out.size <= FULL_JACOBIAN_MAX:
         projections = [row.reshape(out.shape) for row in np.eye(out.size)]
@@ -63,20 +64,37 @@ def _label(inputs, i):
 
 
 def _numeric_jacobian(fn, inputs, t, eps):
-    """Array of shape out.shape + t.shape: ∂out/∂t by central differences."""
-    flat = t.data.reshape(-1)          # a view: we perturb t in place and restore it
+    """Array of shape out.shape + t.shape: ∂out/∂t by central differences.
+
+    Each element of t.data is perturbed in place (by index, so a non-contiguous array is
+    perturbed too) and restored even when fn raises or the user presses Ctrl-C.
+    """
+    data = t.data
     cols = []
     with no_grad():
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + eps
-            plus = np.array(fn(*inputs).data, dtype=np.float64)
-            flat[j] = orig - eps
-            minus = np.array(fn(*inputs).data, dtype=np.float64)
-            flat[j] = orig
+        for j in np.ndindex(data.shape):
+            orig = data[j]
+            try:
+                data[j] = orig + eps
+                plus = np.array(fn(*inputs).data, dtype=np.float64)
+                data[j] = orig - eps
+                minus = np.array(fn(*inputs).data, dtype=np.float64)
+            finally:
+                data[j] = orig
             cols.append((plus - minus) / (2 * eps))
     jac = np.stack(cols, axis=-1)
     return jac.reshape(jac.shape[:-1] + t.shape)
+
+
+def _check_deterministic(fn, inputs, out):
+    """fn must give the same output for the same inputs, or finite differences mean nothing."""
+    with no_grad():
+        again = fn(*inputs).data
+    if not np.array_equal(np.asarray(out.data), np.asarray(again), equal_nan=True):
+        raise GradcheckError("gradcheck: fn gave different outputs for the same inputs, so "
+                             "its finite differences are meaningless. Does it draw random "
+                             "numbers (dropout, mt.randn) on each call? Draw them once outside "
+                             "fn, or seed inside it (mt.manual_seed).")
 
 
 def _check_meta(inputs, i, t, g):

@@ -20,7 +20,6 @@ class Add(Op):
     """a + b;  ∂a = g, ∂b = g"""
     name = "add"
     ufunc = np.add
-    broadcasts = True
     shape_error = _broadcast_error("add")
 
     @staticmethod
@@ -33,7 +32,6 @@ class Sub(Op):
     """a − b;  ∂a = g, ∂b = −g"""
     name = "sub"
     ufunc = np.subtract
-    broadcasts = True
     shape_error = _broadcast_error("sub")
 
     @staticmethod
@@ -46,7 +44,6 @@ class Mul(Op):
     """a · b;  ∂a = g·b, ∂b = g·a"""
     name = "mul"
     ufunc = np.multiply
-    broadcasts = True
     shape_error = _broadcast_error("mul")
 
     @staticmethod
@@ -61,7 +58,6 @@ class Div(Op):
     """a / b;  ∂a = g/b, ∂b = −g·y/b"""
     name = "div"
     ufunc = np.true_divide
-    broadcasts = True
     shape_error = _broadcast_error("div")
 
     @staticmethod
@@ -73,18 +69,30 @@ class Div(Op):
 
 @register
 class Pow(Op):
-    """a ** b;  ∂a = g·b·a^(b−1), ∂b = g·y·ln a (only computed when b needs it)"""
+    """a ** b;  ∂a = g·b·a^(b−1), ∂b = g·y·ln a.
+
+    At the points where those formulas give nan or ±inf for a value with a limit, torch's
+    choices: ∂a = 0 where b = 0 (x⁰ is constant, even at x = 0), and ∂b = 0 where a = 0
+    and b ≥ 0 (0^b is constant there).
+    """
     name = "pow"
     ufunc = np.power
-    broadcasts = True
     shape_error = _broadcast_error("pow")
 
     @staticmethod
     def backward(ctx, g):
         pa, pb = ctx.parents
         a, b = pa.data, pb.data
-        ga = g * b * a ** (b - 1) if pa.requires_grad else None
-        gb = g * ctx.data * np.log(a) if pb.requires_grad else None
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if pa.requires_grad:
+                ga = g * b * a ** (b - 1)
+                if not np.all(b):
+                    ga = np.where(b == 0, 0, ga).astype(ga.dtype, copy=False)
+            if pb.requires_grad:
+                gb = g * ctx.data * np.log(a)
+                if not np.all(a):
+                    gb = np.where((a == 0) & (b >= 0), 0, gb).astype(gb.dtype, copy=False)
         return ga, gb
 
 
@@ -92,7 +100,6 @@ class Pow(Op):
 class Maximum(Op):
     """max(a, b) elementwise; at ties each input gets half the gradient (as torch.maximum)."""
     name = "maximum"
-    broadcasts = True
     shape_error = _broadcast_error("maximum")
 
     @staticmethod
@@ -110,7 +117,6 @@ class Maximum(Op):
 class Minimum(Op):
     """min(a, b) elementwise; at ties each input gets half the gradient (as torch.minimum)."""
     name = "minimum"
-    broadcasts = True
     shape_error = _broadcast_error("minimum")
 
     @staticmethod
@@ -128,7 +134,6 @@ class Minimum(Op):
 class Where(Op):
     """where(cond, a, b);  ∂a = g where cond, ∂b = g elsewhere (cond is not differentiable)"""
     name = "where"
-    broadcasts = True
 
     @staticmethod
     def forward(a, b, cond):

@@ -1,7 +1,7 @@
 """Matrix products with NumPy's matmul rules: vectors, matrices and batched stacks."""
 import numpy as np
 
-from ..autograd import Op, Outer, register
+from ..autograd import Gradient, Op, register
 
 
 def _swap(x):
@@ -12,16 +12,15 @@ def _swap(x):
 class MatMul(Op):
     """a @ b;  ∂a = g @ bᵀ, ∂b = aᵀ @ g (1-D operands promoted to matrices and back)"""
     name = "matmul"
-    broadcasts = True
 
     @staticmethod
     def forward(a, b):
-        return a @ b, (a, b)
+        return a @ b, None
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved
         pa, pb = ctx.parents
+        a, b = pa.data, pb.data
         if a.ndim == 2 and b.ndim == 2:       # the hot path of every recurrent step
             return (g @ b.T if pa.requires_grad else None), (a.T @ g if pb.requires_grad else None)
         a1 = a[None, :] if a.ndim == 1 else a
@@ -58,44 +57,95 @@ class MatMul(Op):
         return None
 
 
+class Outer(Gradient):
+    """linear's weight gradient Σᵢ aᵢᵀbᵢ, kept as its factors until it is needed.
+
+    A weight shared by T time steps then gets its gradient from one (out × TB) @ (TB × in)
+    matmul instead of T outer products added one by one: the hoisted hand-written BPTT's
+    trick, done by the engine. Once the factors hold FOLD_ROWS rows they are folded into
+    the dense sum `acc`, which bounds their memory.
+    """
+    __slots__ = ("a", "b", "rows", "acc", "shape", "dtype")
+    FOLD_ROWS = 4096
+
+    def __init__(self, a, b):
+        self.a, self.b, self.rows, self.acc = [a], [b], len(a), None
+        self.shape, self.dtype = (a.shape[1], b.shape[1]), np.result_type(a, b)
+        if self.rows >= self.FOLD_ROWS:
+            self._fold()
+
+    def _fold(self):
+        self.acc = self.dense()
+        self.a, self.b, self.rows = [], [], 0
+
+    def dense(self):
+        """Σ aᵢᵀbᵢ as a new array (acc is this Gradient's own, made by an earlier fold)."""
+        if not self.a:
+            return self.acc
+        if len(self.a) == 1:
+            d = self.a[0].T @ self.b[0]
+        else:
+            d = np.concatenate(self.a).T @ np.concatenate(self.b)
+        if self.acc is not None:
+            d += self.acc
+        return d
+
+    def add_into(self, buf):
+        buf += self.dense()
+        return buf
+
+    def merge(self, other):
+        if type(other) is not Outer:
+            return None
+        self.a += other.a
+        self.b += other.b
+        self.rows += other.rows
+        if other.acc is not None:              # the other side's folded sum counts too
+            self.acc = other.acc if self.acc is None else self.acc + other.acc
+        if self.rows >= self.FOLD_ROWS:
+            self._fold()
+        return self
+
+
+def _rows(a):
+    """a as a matrix of rows: its last axis kept, every leading axis flattened."""
+    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])
+
+
 @register
 class Linear(Op):
     """x @ Wᵀ (+ b) for W of shape (out, in);  ∂x = g @ W, ∂W = gᵀx over leading axes, ∂b = g.
 
     One node instead of transpose, matmul and add (as torch.addmm): a recurrent step's
     h Whhᵀ + (x Wxhᵀ + bh) draws Whh itself into every step, keeps one array instead of
-    three, and costs two ops less. ∂W is returned as its factors (autograd.Outer) so the
-    engine sums a weight shared by T steps in one matmul. b may be any shape that
-    broadcasts against the product (a bias (out,), or a precomputed (B, out) input).
+    three, and costs two ops less. ∂W is returned as its factors (Outer) so the engine
+    sums a weight shared by T steps in one matmul. b may be any shape that broadcasts to
+    the product's; one that would make the output larger is rejected, as torch does.
     """
     name = "linear"
-    broadcasts = True
 
     @staticmethod
     def forward(x, w, b=None):
         if w.ndim != 2 or x.ndim == 0:
             raise ValueError("linear needs a 2-D weight and an input with a feature axis")
         if x.ndim > 2:      # one 2-D product: NumPy's batched matmul is ~2x slower here
-            y = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + w.shape[:1])
+            y = (_rows(x) @ w.T).reshape(x.shape[:-1] + w.shape[:1])
         else:
             y = x @ w.T
         if b is not None:
-            if b.shape == y.shape or (b.ndim == 1 and y.ndim >= 1):
-                y += b      # y is ours and b fits it: no second array
-            else:
-                y = y + b
-        return y, (x, w)
+            y += b          # y is ours; b must broadcast to y's shape (y += raises otherwise)
+        return y, None
 
     @staticmethod
     def backward(ctx, g):
-        x, w = ctx.saved
         px, pw = ctx.parents[:2]
+        x, w = px.data, pw.data
         gx = gw = None
         if px.requires_grad:
-            gx = g @ w if g.ndim <= 2 else (g.reshape(-1, g.shape[-1]) @ w).reshape(x.shape)
+            gx = g @ w if g.ndim <= 2 else (_rows(g) @ w).reshape(x.shape)
         if pw.requires_grad:
-            gw = Outer(g if g.ndim == 2 else g.reshape(-1, g.shape[-1]),
-                       x if x.ndim == 2 else x.reshape(-1, x.shape[-1]))
+            gw = Outer(g.reshape(1, -1) if g.ndim == 1 else _rows(g),
+                       x.reshape(1, -1) if x.ndim == 1 else _rows(x))
         return (gx, gw) if len(ctx.parents) == 2 else (gx, gw, g)
 
     @staticmethod
@@ -109,6 +159,7 @@ class Linear(Op):
                     f"weight of shape {sw} expects {sw[1]} (in_features)")
         if sb is not None:
             out = sx[:-1] + sw[:1]
-            return (f"linear: bias of shape {sb} does not broadcast against the output "
-                    f"shape {out}")
+            return (f"linear: bias of shape {sb} does not broadcast to the output shape "
+                    f"{out} (a bias that would make the output larger is rejected, as in "
+                    f"torch; add it after the product instead)")
         return None

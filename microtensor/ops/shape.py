@@ -1,7 +1,7 @@
 """Ops that move elements without changing them: reshape, transpose, indexing, stack, concat."""
 import numpy as np
 
-from ..autograd import Op, Scatter, register
+from ..autograd import Gradient, Op, register
 
 
 @register
@@ -65,7 +65,6 @@ class ExpandDims(Op):
 class BroadcastTo(Op):
     """a broadcast to shape;  ∂a = g, which the engine sums back to a's shape"""
     name = "broadcast_to"
-    broadcasts = True
 
     @staticmethod
     def forward(a, shape):
@@ -77,16 +76,25 @@ class BroadcastTo(Op):
 
 
 def normalize_index(index):
-    """An index NumPy understands: tensors become arrays, lists become integer/bool arrays."""
+    """An index NumPy understands, with every integer sequence as an array.
+
+    Tensors become their arrays; a list or tuple *inside* an index tuple (x[(3, 0, 3), 1:],
+    x[((1, 1),)]) becomes an integer (or bool) array, as NumPy reads it, so that getitem's
+    backward knows to sum repeated entries.
+    """
     if type(index) is int or type(index) is slice:
         return index
     if isinstance(index, tuple):
-        return tuple(normalize_index(i) for i in index)
-    if hasattr(index, "op") and hasattr(index, "data"):      # a Tensor
-        return index.data
-    if isinstance(index, list):
-        return np.asarray(index)
-    return index
+        return tuple(_component(i) for i in index)
+    return _component(index)
+
+
+def _component(i):
+    if hasattr(i, "op") and hasattr(i, "data"):          # a Tensor
+        return i.data
+    if isinstance(i, (list, tuple)):
+        return np.asarray(i)
+    return i
 
 
 def _has_int_array(index):
@@ -95,20 +103,43 @@ def _has_int_array(index):
     return isinstance(index, np.ndarray) and index.dtype.kind in "iu"
 
 
+class Scatter(Gradient):
+    """getitem's gradient: `values` at `index` of an otherwise-zero array of `shape`.
+
+    x[t] taken at every step of a T-step loop then costs O(T) in backward, not O(T²): the
+    engine adds every step's Scatter into one buffer. repeats: the index holds integer
+    arrays, which may name an element twice (np.add.at sums those; += would not).
+    """
+    __slots__ = ("index", "values", "shape", "dtype", "repeats")
+
+    def __init__(self, index, values, shape, repeats):
+        self.index, self.values, self.shape, self.repeats = index, values, shape, repeats
+        self.dtype = values.dtype
+
+    def dense(self):
+        return self.add_into(np.zeros(self.shape, dtype=self.dtype))
+
+    def add_into(self, buf):
+        if self.repeats:
+            np.add.at(buf, self.index, self.values)
+        else:
+            buf[self.index] += self.values
+        return buf
+
+
 @register
 class GetItem(Op):
     """a[index];  ∂a = g scattered into zeros at index (repeated integer indices add up)"""
     name = "getitem"
-    broadcasts = True
 
     @staticmethod
     def forward(a, index):
-        return a[index], (index, type(index) is not int and _has_int_array(index))
+        return a[index], (index, a.shape, type(index) is not int and _has_int_array(index))
 
     @staticmethod
     def backward(ctx, g):
-        index, repeats = ctx.saved
-        return (Scatter(index, g, repeats),)
+        index, shape, repeats = ctx.saved
+        return (Scatter(index, g, shape, repeats),)
 
 
 @register
