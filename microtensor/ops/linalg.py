@@ -70,7 +70,7 @@ class Outer(Gradient):
 
     def __init__(self, a, b):
         self.a, self.b, self.rows, self.acc = [a], [b], len(a), None
-        self.shape, self.dtype = (a.shape[1], b.shape[1]), np.result_type(a, b)
+        self.shape, self.dtype = (a.shape[1], b.shape[1]), a.dtype
         if self.rows >= self.FOLD_ROWS:
             self._fold()
 
@@ -107,11 +107,6 @@ class Outer(Gradient):
         return self
 
 
-def _rows(a):
-    """a as a matrix of rows: its last axis kept, every leading axis flattened."""
-    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])
-
-
 @register
 class Linear(Op):
     """x @ Wᵀ (+ b) for W of shape (out, in);  ∂x = g @ W, ∂W = gᵀx over leading axes, ∂b = g.
@@ -129,7 +124,7 @@ class Linear(Op):
         if w.ndim != 2 or x.ndim == 0:
             raise ValueError("linear needs a 2-D weight and an input with a feature axis")
         if x.ndim > 2:      # one 2-D product: NumPy's batched matmul is ~2x slower here
-            y = (_rows(x) @ w.T).reshape(x.shape[:-1] + w.shape[:1])
+            y = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + w.shape[:1])
         else:
             y = x @ w.T
         if b is not None:
@@ -142,10 +137,10 @@ class Linear(Op):
         x, w = px.data, pw.data
         gx = gw = None
         if px.requires_grad:
-            gx = g @ w if g.ndim <= 2 else (_rows(g) @ w).reshape(x.shape)
+            gx = g @ w if g.ndim <= 2 else (g.reshape(-1, g.shape[-1]) @ w).reshape(x.shape)
         if pw.requires_grad:
-            gw = Outer(g.reshape(1, -1) if g.ndim == 1 else _rows(g),
-                       x.reshape(1, -1) if x.ndim == 1 else _rows(x))
+            gw = Outer(g if g.ndim == 2 else g.reshape(-1, g.shape[-1]),   # rows: every
+                       x if x.ndim == 2 else x.reshape(-1, x.shape[-1]))   # leading axis
         return (gx, gw) if len(ctx.parents) == 2 else (gx, gw, g)
 
     @staticmethod
