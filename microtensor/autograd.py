@@ -4,7 +4,7 @@ from heapq import heappop, heappush
 
 import numpy as np
 
-from .broadcast import unbroadcast
+from .broadcast import unbroadcast, where
 from .errors import DTypeError, GraphError, MicrotensorError, ShapeError, error_kind
 from .mode import (OFF, current_mode, current_scope, enable_grad, is_grad_enabled,  # noqa: F401
                    name_scope, no_grad, set_mode)
@@ -215,7 +215,7 @@ def _conform(g, p, node):
     shape = p.data.shape
     if isinstance(g, Gradient):
         if g.shape != shape:
-            raise ShapeError(f"{_where(node, p)}: the gradient has shape {g.shape}, but the "
+            raise ShapeError(f"{where(node, p)}: the gradient has shape {g.shape}, but the "
                              f"input has shape {shape}")
         return g
     if type(g) is not ndarray:
@@ -227,15 +227,9 @@ def _conform(g, p, node):
     return g
 
 
-def _where(node, p):
-    index = next((i for i, q in enumerate(node.parents) if q is p), "?")
-    return f"backward of {node.op.name} (input {index}" + \
-        (f", made in {node.scope})" if node.scope else ")")
-
-
 def _backward_error(node, e):
     shapes = ", ".join(str(q.data.shape) for q in node.parents)
-    scope = f", made in {node.scope}" if node.scope else ""
+    scope = f" (made in {node.scope})" if node.scope is not None else ""
     return error_kind(e)(f"backward of {node.op.name}{scope}: {e} (input shapes {shapes}, "
                          f"output shape {node.data.shape})")
 

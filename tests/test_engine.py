@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import microtensor as mt
-from microtensor.autograd import RELEASED, Op
+from microtensor.autograd import RELEASED, Gradient, Op
 from microtensor.ops.linalg import Outer
 from microtensor.ops.shape import Scatter
 from microtensor.tensor import apply
@@ -502,6 +502,124 @@ def test_a_gradient_that_cannot_reduce_to_its_input_names_op_input_and_shapes():
     x = mt.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(mt.ShapeError, match=r"wrong_shape \(input 0\).*\(2, 5\).*\(2,\)"):
         apply(_WrongShape, x).sum().backward()
+
+
+class _ShrunkGrad(Op):
+    """A broken unary op: its gradient has a size-1 axis where the input has 3."""
+    name = "shrunk_grad"
+
+    @staticmethod
+    def forward(a):
+        return np.tanh(a), None
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g[:, :1],)
+
+
+def test_every_edge_is_checked_not_only_broadcasting_ops_and_the_error_names_the_step():
+    x = mt.tensor(np.ones((2, 3)), requires_grad=True)
+    with mt.name_scope("t=4"):
+        y = apply(_ShrunkGrad, x)
+    with pytest.raises(mt.ShapeError, match=r"backward of shrunk_grad \(input 0, made in "
+                                            r"t=4\).*\(2, 1\).*\(2, 3\)"):
+        y.sum().backward()
+    assert x.grad is None
+
+
+class _BadBackward(Op):
+    """A broken op whose backward makes NumPy raise."""
+    name = "bad_backward"
+
+    @staticmethod
+    def forward(a):
+        return a * 2, None
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g @ np.ones((5, 5)),)
+
+
+def test_a_numpy_error_inside_a_backward_is_reraised_with_the_op_and_shapes():
+    x = mt.tensor(np.ones(3), requires_grad=True)
+    with mt.name_scope("t=2"):
+        y = apply(_BadBackward, x)
+    with pytest.raises(mt.ShapeError, match=r"^backward of bad_backward \(made in t=2\): "
+                                            r".*input shapes \(3,\), output shape \(3,\)"):
+        y.sum().backward()
+
+
+class _Halves(Gradient):
+    """A test Gradient: its dense form is `value` halved, so a lost call shows in the sum."""
+    __slots__ = ("value", "shape", "dtype", "log")
+
+    def __init__(self, value, log):
+        self.value, self.shape, self.dtype, self.log = value, value.shape, value.dtype, log
+
+    def dense(self):
+        self.log.append("dense")
+        return self.value / 2
+
+    def add_into(self, buf):
+        self.log.append("add_into")
+        buf += self.value / 2
+        return buf
+
+    def merge(self, other):
+        self.log.append("merge")
+        if type(other) is not _Halves:
+            return None
+        self.value = self.value + other.value
+        return self
+
+
+class _Halved(Op):
+    """y = a / 2 whose gradient comes back as a _Halves."""
+    name = "halved"
+    log = []
+
+    @staticmethod
+    def forward(a):
+        return a / 2, None
+
+    @staticmethod
+    def backward(ctx, g):
+        return (_Halves(np.array(g), _Halved.log),)
+
+
+def test_the_gradient_protocol_merge_dense_and_add_into_for_leaves_and_non_leaves():
+    _Halved.log.clear()
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    (apply(_Halved, x) + apply(_Halved, x)).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0])
+    assert _Halved.log == ["merge", "dense"]              # two merged, densified at the end
+    _Halved.log.clear()
+    x.grad = None
+    (apply(_Halved, x) + apply(_Halved, x) + x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [4.0, 4.0])     # x * 3, made last, arrives first:
+    assert _Halved.log == ["add_into", "add_into"]        # each structured one is added in
+    _Halved.log.clear()
+    x.grad = None
+    mid = x * 1.0                                          # a non-leaf: densified when popped
+    (apply(_Halved, mid) * 4).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+    assert _Halved.log == ["dense"]
+
+
+def test_a_structured_gradient_of_the_wrong_shape_is_rejected():
+    class Wrong(Op):
+        name = "wrong_structured"
+
+        @staticmethod
+        def forward(a):
+            return a * 1, None
+
+        @staticmethod
+        def backward(ctx, g):
+            return (_Halves(np.ones(5), []),)
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(mt.ShapeError, match=r"wrong_structured \(input 0\).*\(5,\).*\(2,\)"):
+        apply(Wrong, x).sum().backward()
 
 
 def test_a_numpy_error_in_a_unary_forward_names_the_op():
