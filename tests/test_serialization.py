@@ -1,6 +1,8 @@
-"""mt.save / mt.load: round trips, resuming training, atomic saves, and files that are not ours."""
+"""mt.save / mt.load: round trips, resuming training, atomic saves, paths that are not regular
+files, and files that are not ours (tests/test_crafted_checkpoints.py has the hostile ones)."""
 import math
 import os
+import stat
 import zipfile
 from collections import OrderedDict
 
@@ -260,5 +262,135 @@ def test_pickled_array_inside_a_checkpoint_is_refused(tmp_path):
         zf.writestr("__microtensor_manifest__.npy", manifest)
         with zf.open("w.npy", "w") as f:
             np.lib.format.write_array(f, np.array([{"x": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(CheckpointError, match="evil.npz' is a corrupt checkpoint .*Object arrays"):
+    with pytest.raises(CheckpointError, match="evil.npz' is a corrupt checkpoint: member "
+                                              "'w.npy' holds Python objects .* never unpickles"):
         mt.load(path)
+
+
+def test_max_bytes_bounds_what_load_allocates_and_the_caller_can_raise_it(tmp_path):
+    path = tmp_path / "big.npz"
+    mt.save({"w": np.arange(100_000.0)}, path)             # 800,000 bytes of array
+    with pytest.raises(CheckpointError, match=r"'.*big.npz' would need [\d,]+ bytes for its 1 "
+                                              r"arrays and manifest, more than the limit of "
+                                              r"100,000 \(max_bytes\).*max_bytes=\.\.\."):
+        mt.load(path, max_bytes=100_000)
+    np.testing.assert_array_equal(mt.load(path, max_bytes=2_000_000)["w"], np.arange(100_000.0))
+    np.testing.assert_array_equal(mt.load(path)["w"], np.arange(100_000.0))   # the default
+
+
+# ---- cycles and depth ------------------------------------------------------------------------
+def test_a_structure_that_contains_itself_is_refused_before_writing(tmp_path):
+    d = {"a": 1}
+    d["self"] = d
+    loop = [1]
+    loop.append({"back": loop})
+    path = tmp_path / "c.npz"
+    with pytest.raises(CheckpointError, match=r"the dict at 'self' is the one at '<root>', "
+                                              r"which contains it"):
+        mt.save(d, path)
+    with pytest.raises(CheckpointError, match=r"the list at 'x/1/back' is the one at 'x'"):
+        mt.save({"x": loop}, path)
+    assert list(tmp_path.iterdir()) == []
+    shared = [np.ones(2), "s"]                           # shared, not cyclic: saved twice
+    mt.save({"a": shared, "b": (shared, shared)}, path)
+    assert_same(mt.load(path), {"a": shared, "b": (shared, shared)})
+
+
+def nested(depth, leaf):
+    for i in range(depth):
+        leaf = {"k": leaf} if i % 2 else [leaf]
+    return leaf
+
+
+def test_nesting_is_limited_to_max_depth_on_save(tmp_path):
+    from microtensor.serialization import MAX_DEPTH
+    path = tmp_path / "deep.npz"
+    deepest = nested(MAX_DEPTH, np.arange(3))            # 100 containers: fine
+    mt.save(deepest, path)
+    assert_same(mt.load(path), deepest)
+    os.unlink(path)
+    with pytest.raises(CheckpointError, match=rf"nested more than {MAX_DEPTH} deep, at "
+                                              rf"'0/k/0/… \(94 more\) …/k/0/k'"):
+        mt.save(nested(MAX_DEPTH + 1, 1), path)
+    with pytest.raises(CheckpointError, match="nested more than"):
+        mt.save(nested(5000, 1), path)                 # not a RecursionError
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- paths that are not regular files --------------------------------------------------------
+def test_saving_through_a_symlink_replaces_its_target_atomically(tmp_path, monkeypatch):
+    real, links = tmp_path / "real", tmp_path / "links"
+    real.mkdir()
+    links.mkdir()
+    target = real / "ckpt.npz"
+    mt.save({"step": 1}, target)
+    os.chmod(target, 0o640)
+    link = links / "latest.npz"
+    link.symlink_to(target)
+    chain = links / "chain.npz"                         # a link to the link
+    chain.symlink_to(link)
+    mt.save({"step": 2}, link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert mt.load(target) == {"step": 2} and stat.S_IMODE(os.stat(target).st_mode) == 0o640
+    mt.save({"step": 3}, chain)
+    assert chain.is_symlink() and link.is_symlink() and mt.load(target) == {"step": 3}
+    failing_write_array(monkeypatch, OSError("disk full"), after=0)
+    with pytest.raises(OSError, match="disk full"):
+        mt.save({"w": np.ones(3)}, link)
+    monkeypatch.undo()
+    assert mt.load(target) == {"step": 3}
+    assert sorted(p.name for p in real.iterdir()) == ["ckpt.npz"]   # no temporary file left
+    assert sorted(p.name for p in links.iterdir()) == ["chain.npz", "latest.npz"]
+    dangling = links / "new.npz"                        # a link to a file not yet written
+    dangling.symlink_to(real / "new.npz")
+    mt.save({"step": 4}, dangling)
+    assert dangling.is_symlink() and mt.load(real / "new.npz") == {"step": 4}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink to a fifo"])
+def test_saving_onto_a_fifo_or_directory_is_refused_and_leaves_it(tmp_path, kind):
+    node = tmp_path / "node"
+    if kind == "directory":
+        node.mkdir()
+        (node / "inside.txt").write_text("kept")
+    else:
+        os.mkfifo(node)
+    path = node
+    if kind == "symlink to a fifo":
+        path = tmp_path / "ckpt.npz"
+        path.symlink_to(node)
+    word = "a directory" if kind == "directory" else r"a FIFO \(named pipe\)"
+    via = rf" \(which leads to '{node}'\)" if kind.startswith("symlink") else ""
+    with pytest.raises(CheckpointError, match=rf"^save: '{path}'{via} is {word}, not a regular "
+                                              rf"file: refusing to replace it"):
+        mt.save({"step": 1}, path)
+    mode = os.lstat(node).st_mode
+    assert stat.S_ISDIR(mode) if kind == "directory" else stat.S_ISFIFO(mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"node", path.name})
+    if kind == "directory":
+        assert (node / "inside.txt").read_text() == "kept"
+
+
+def test_saving_onto_a_character_device_is_refused(tmp_path, monkeypatch):
+    """A clone of /dev/null where this process may create one (root), then /dev/null itself,
+    with os.replace disabled so that even a broken check could not replace it."""
+    clone = tmp_path / "null"
+    try:
+        os.mknod(clone, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, AttributeError):
+        clone = None
+    if clone is not None:
+        with pytest.raises(CheckpointError, match=f"'{clone}' is a character device"):
+            mt.save({"step": 1}, clone)
+        assert stat.S_ISCHR(os.lstat(clone).st_mode) and os.listdir(tmp_path) == ["null"]
+
+    def no_replace(*args):
+        raise AssertionError(f"os.replace{args} called while saving to /dev/null")
+
+    monkeypatch.setattr(os, "replace", no_replace)
+    with pytest.raises(CheckpointError, match="^save: '/dev/null' is a character device, "
+                                              "not a regular file: refusing to replace it"):
+        mt.save({"step": 1}, "/dev/null")
+    monkeypatch.undo()
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+    assert not [n for n in os.listdir("/dev") if n.startswith(".null.")]   # no temporary file
