@@ -8,7 +8,9 @@ Before training, graph BPTT is checked against the hand-derived BPTT on the firs
 Written into --out: checkpoint.npz (every --save-every steps, at the end and on Ctrl-C),
 loss.png, graph.svg (one truncated-BPTT chunk coloured by gradient norm, drawn after
 loss.backward(keep_grads=True)), grad_flow.png (‖∂L/∂h_t‖ through a chunk) and sample.txt.
-Bad input exits with status 2 and a one-line "error: …" on stderr, and saves nothing.
+Bad input (options, data, a checkpoint, a run too big for this machine's memory) exits with
+status 2 and a one-line "error: …" on stderr, and saves nothing. On a terminal progress is a
+tqdm bar; in a log or a pipe, a plain line every 5% of the steps.
 """
 import os
 
@@ -29,10 +31,10 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import microtensor as mt  # noqa: E402
-from microtensor.files import atomic_write  # noqa: E402
+from microtensor.files import atomic_write, new_folder  # noqa: E402
 from models.charlm import (CharLM, DataError, Vocab, batches, bptt_differences,  # noqa: E402
                            check_length, corpus_files, gradcheck_chunk, load_checkpoint,
-                           load_corpus, save_checkpoint)
+                           load_corpus, memory_estimate, parameter_count, save_checkpoint)
 
 CHECKPOINT = "checkpoint.npz"
 OPTIMIZERS = {"adam": (mt.optim.Adam, 2e-3), "adagrad": (mt.optim.Adagrad, 0.1),
@@ -41,6 +43,7 @@ DEFAULTS = dict(cell="rnn", hidden=128, seq_len=25, batch=32, optimizer="adam", 
                 clip=5.0, steps=6000, seed=0, dtype="float64", sample_every=1000,
                 temperature=0.8, save_every=1000)
 RUN_KEYS = ("cell", "hidden", "seq_len", "batch", "optimizer", "lr", "clip", "seed", "dtype")
+SAVED_KEYS = {"run_id": str, "data_sha256": str, "data": (str, type(None)), "chars": int}
 
 
 class UsageError(Exception):
@@ -69,6 +72,15 @@ POS_INT = _checked(int, lambda v: v >= 1, "a positive integer")
 NONNEG_INT = _checked(int, lambda v: v >= 0, "an integer >= 0")
 POS_FLOAT = _checked(float, lambda v: 0 < v < math.inf, "a positive number")
 NONNEG_FLOAT = _checked(float, lambda v: 0 <= v < math.inf, "a number >= 0")
+MIN_TEMPERATURE = 1e-3       # below it sampling is greedy anyway: the likeliest character
+TEMPERATURE = _checked(float, lambda v: MIN_TEMPERATURE <= v < math.inf,
+                       f"a finite number >= {MIN_TEMPERATURE:g} (lower samples the likeliest "
+                       f"character anyway)")
+TYPES = dict(hidden=POS_INT, seq_len=POS_INT, batch=POS_INT, lr=POS_FLOAT, clip=NONNEG_FLOAT,
+             steps=NONNEG_INT, seed=NONNEG_INT, sample_every=NONNEG_INT,
+             temperature=TEMPERATURE, save_every=NONNEG_INT)
+CHOICES = dict(cell=("rnn", "lstm", "gru"), optimizer=tuple(OPTIMIZERS),
+               dtype=("float32", "float64"))
 
 
 def parse_args(argv=None):
@@ -77,41 +89,81 @@ def parse_args(argv=None):
     d = DEFAULTS
     p.add_argument("--data", metavar="PATH", help="UTF-8 text file to train on (default: "
                    "the first 300 KB of Python's standard library source, read at run time)")
-    p.add_argument("--cell", choices=("rnn", "lstm", "gru"),
+    p.add_argument("--cell", choices=CHOICES["cell"],
                    help=f"recurrent cell: rnn is models.VanillaRNN (default {d['cell']})")
-    p.add_argument("--hidden", type=POS_INT, metavar="H",
+    p.add_argument("--hidden", type=TYPES["hidden"], metavar="H",
                    help=f"hidden size (default {d['hidden']})")
-    p.add_argument("--seq-len", type=POS_INT, metavar="T", help=f"truncated-BPTT chunk "
+    p.add_argument("--seq-len", type=TYPES["seq_len"], metavar="T", help=f"truncated-BPTT chunk "
                    f"length; the state is carried, detached, between chunks "
                    f"(default {d['seq_len']})")
-    p.add_argument("--batch", type=POS_INT, metavar="B", help=f"parallel contiguous streams "
+    p.add_argument("--batch", type=TYPES["batch"], metavar="B", help=f"parallel contiguous streams "
                    f"through the text (default {d['batch']})")
-    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
+    p.add_argument("--optimizer", choices=CHOICES["optimizer"],
                    help=f"optimizer (default {d['optimizer']})")
-    p.add_argument("--lr", type=POS_FLOAT, help="learning rate (default: " + ", ".join(
+    p.add_argument("--lr", type=TYPES["lr"], help="learning rate (default: " + ", ".join(
         f"{k} {v[1]:g}" for k, v in OPTIMIZERS.items()) + ")")
-    p.add_argument("--clip", type=NONNEG_FLOAT, help=f"clip the gradient norm of each step "
+    p.add_argument("--clip", type=TYPES["clip"], help=f"clip the gradient norm of each step "
                    f"to this; 0 turns clipping off (default {d['clip']:g})")
-    p.add_argument("--steps", type=NONNEG_INT, help=f"total training steps, counting those "
+    p.add_argument("--steps", type=TYPES["steps"], help=f"total training steps, counting those "
                    f"of a resumed run (default {d['steps']}, or the checkpoint's target)")
-    p.add_argument("--seed", type=NONNEG_INT, help=f"seed for the weights, the data order and "
+    p.add_argument("--seed", type=TYPES["seed"], help=f"seed for the weights, the data order and "
                    f"the samples (default {d['seed']})")
-    p.add_argument("--dtype", choices=("float32", "float64"),
+    p.add_argument("--dtype", choices=CHOICES["dtype"],
                    help=f"floating-point type of the model (default {d['dtype']})")
-    p.add_argument("--sample-every", type=NONNEG_INT, metavar="N", help=f"print a generated "
+    p.add_argument("--sample-every", type=TYPES["sample_every"], metavar="N", help=f"print a generated "
                    f"sample every N steps; 0 never (default {d['sample_every']})")
-    p.add_argument("--temperature", type=POS_FLOAT, help=f"sampling temperature: lower is "
+    p.add_argument("--temperature", type=TYPES["temperature"], help=f"sampling temperature: lower is "
                    f"more conservative (default {d['temperature']})")
-    p.add_argument("--save-every", type=NONNEG_INT, metavar="N", help=f"save a checkpoint "
+    p.add_argument("--save-every", type=TYPES["save_every"], metavar="N", help=f"save a checkpoint "
                    f"every N steps; 0 only at the end and on Ctrl-C (default {d['save_every']})")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: a new "
-                   "runs/char_rnn-<date-time>, or the resumed checkpoint's folder)")
+                   "runs/char_rnn-<date-time>, made for this run alone, or the resumed "
+                   "checkpoint's folder)")
     p.add_argument("--resume", type=Path, metavar="PATH", help="continue the run saved in "
                    "this checkpoint exactly where it stopped; options left out are taken "
                    "from it, and options that define the run must match it")
     p.add_argument("--force", action="store_true", help="let a fresh run overwrite a "
                    "checkpoint already in --out")
     return p.parse_args(argv)
+
+
+def check_resumable(ck, path):
+    """CheckpointError unless ck (a CharLM checkpoint) holds a run this script saved: every
+    setting one the command line could give, the RNG states, a loss for every step."""
+    cfg, history = ck["config"], ck["history"]
+    if not ({*RUN_KEYS, "run_id", "data_sha256"} <= cfg.keys() and "loss" in history):
+        raise UsageError(f"checkpoint '{path}' was not saved by char_rnn.py, so it cannot be "
+                         f"resumed here (use examples/sample.py to sample from it)")
+    bad = []
+    for key, v in cfg.items():
+        if key in CHOICES:
+            ok = isinstance(v, str) and v in CHOICES[key]
+        elif key in TYPES:
+            try:
+                parsed = TYPES[key](str(v))
+                ok = parsed == v and type(parsed) is type(v)
+            except argparse.ArgumentTypeError:
+                ok = False
+        else:                               # keys a later version may add are left alone
+            ok = key not in SAVED_KEYS or isinstance(v, SAVED_KEYS[key]) and v is not True \
+                and v is not False
+        if not ok:
+            bad.append(f"{key} {v!r:.40}")
+    if cfg.get("hidden") != ck["model_config"]["hidden_size"] or \
+            cfg.get("cell") != ck["model_config"]["cell"]:
+        bad.append("cell and hidden size unlike its model's")
+    if bad:
+        raise mt.CheckpointError(f"checkpoint '{path}' holds run settings char_rnn.py never "
+                                 f"writes: {', '.join(bad)}")
+    for name in ("mt", "sampler"):
+        try:
+            np.random.default_rng().bit_generator.state = ck["rng"][name]
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
+            raise mt.CheckpointError(f"checkpoint '{path}' has a bad state for the '{name}' "
+                                     f"random generator ({type(e).__name__}: {e})") from None
+    if len(history["loss"]) != ck["step"]:
+        raise mt.CheckpointError(f"checkpoint '{path}' is at step {ck['step']} but holds the "
+                                 f"loss of {len(history['loss'])} steps")
 
 
 def resolve(args, ck):
@@ -127,11 +179,53 @@ def resolve(args, ck):
         raise UsageError(f"checkpoint '{args.resume}' is of another run, trained with "
                          f"{', '.join(clash)}: leave these options out to continue it, or "
                          f"start a fresh run without --resume")
+    if ck and ck["step"] >= cfg["steps"]:
+        done = ck["step"]
+        if args.steps is not None and args.steps < done:
+            raise UsageError(f"--steps {args.steps} is below the {done} steps checkpoint "
+                             f"'{args.resume}' has already done (--steps counts every step of "
+                             f"the run): pass --steps above {done} to train it further")
+        raise UsageError(f"the run in checkpoint '{args.resume}' is finished: it has done all "
+                         f"{done} of its {cfg['steps']} steps (pass a larger --steps, e.g. "
+                         f"--steps {2 * done or 1000}, to train it further)")
     if cfg["lr"] is None:
         cfg["lr"] = OPTIMIZERS[cfg["optimizer"]][1]
     cfg["data"] = str(Path(args.data).resolve()) if args.data else saved.get("data")
     cfg["run_id"] = saved.get("run_id") or uuid.uuid4().hex
     return cfg
+
+
+def machine_memory():
+    """Bytes of memory this machine has, or a cgroup (container) limit if lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            total = min(total, int(Path(limit).read_text()))
+        except (OSError, ValueError):       # absent, or "max"
+            pass
+    return total
+
+
+def size(n):
+    """Bytes as a short figure in binary units: 23.5 GiB."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+
+
+def check_memory(cfg, vocab_size, chars):
+    """UsageError, with the figures, when the run would need more memory than there is."""
+    need = memory_estimate(vocab_size, cfg["hidden"], cfg["cell"], cfg["dtype"], cfg["batch"],
+                           cfg["seq_len"], OPTIMIZERS[cfg["optimizer"]][0].__name__, chars)
+    have = machine_memory()
+    if need > have:
+        params = parameter_count(vocab_size, cfg["hidden"], cfg["cell"])
+        raise UsageError(f"this run needs about {size(need)} of memory ({cfg['cell']} "
+                         f"H={cfg['hidden']:,}: {params:,} parameters in {cfg['dtype']}, "
+                         f"{cfg['optimizer']}, T={cfg['seq_len']:,}, B={cfg['batch']:,}), more "
+                         f"than this machine's {size(have)}: use a smaller --hidden, --batch "
+                         f"or --seq-len")
 
 
 def prepare_out(out, args, ck):
@@ -144,6 +238,9 @@ def prepare_out(out, args, ck):
         raise UsageError(f"cannot write to the output folder '{out}': {e.strerror or e} "
                          f"(choose another --out)") from None
     existing = out / CHECKPOINT
+    if existing.exists() and not existing.is_file():
+        raise UsageError(f"'{existing}' exists and is not a regular file, so no checkpoint "
+                         f"can be saved there (choose another --out)")
     if args.force or not existing.exists():
         return
     if args.resume and existing.samefile(args.resume):
@@ -158,6 +255,37 @@ def prepare_out(out, args, ck):
     raise UsageError(f"'{out}' already holds a checkpoint (step {other_step}) of another run: "
                      f"continue it with --resume {existing}, choose another --out, or pass "
                      f"--force to overwrite it")
+
+
+class Progress:
+    """A tqdm bar when stdout and stderr are both a terminal; otherwise (a log file, a pipe)
+    a plain line every 5% of the steps, so a log holds lines, not thousands of redraws."""
+
+    def __init__(self, total, initial):
+        interactive = sys.stdout.isatty() and sys.stderr.isatty()
+        self.total = total
+        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True) \
+            if interactive else None
+        rough = max(1, math.ceil(total / 20))  # 1, 2 or 5 times a power of ten, at least that
+        self.every = min(m * 10 ** e for e in range(len(str(rough)) + 1) for m in (1, 2, 5)
+                         if m * 10 ** e >= rough)
+
+    def update(self, step, text):
+        if self.bar is not None:
+            self.bar.update()
+            self.bar.set_postfix_str(text, refresh=False)
+        elif step % self.every == 0 or step == self.total:
+            print(f"step {step:,}/{self.total:,}: {text}", flush=True)
+
+    def write(self, text):
+        (self.bar.write if self.bar is not None else print)(text)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
 
 
 class Interrupt:
@@ -227,15 +355,17 @@ def check_gradients(model, xs, ys, state):
           f"of the first batch, w.r.t. {', '.join(names)}: ok")
 
 
-def render(model, xs, ys, out):
+def render(model, xs, ys, out, written):
     """graph.svg: one 8-step chunk of stream 0 coloured by ‖grad‖; grad_flow.png:
-    ‖∂L/∂h_t‖ through a whole chunk. Both need the hidden states' gradients: keep_grads."""
+    ‖∂L/∂h_t‖ through a whole chunk. Both need the hidden states' gradients: keep_grads.
+    The names of the files written are appended to `written`."""
     model.zero_grad()
     loss, _ = model.loss(xs[:8, :1], ys[:8, :1])
     loss.backward(keep_grads=True)
     try:
         mt.viz.save_graph(loss, out / "graph.svg", params=model, show_grads=True,
                           collapse=2, rankdir="LR")
+        written.append("graph.svg")
     except mt.viz.GraphvizNotFound as e:
         print(f"warning: graph.svg not written: {e}")
     loss, _ = model.loss(xs[:, :1], ys[:, :1])
@@ -243,21 +373,21 @@ def render(model, xs, ys, out):
     mt.viz.plot_grad_flow(mt.viz.step_states(loss), out / "grad_flow.png",
                           title=rf"$\|\partial L/\partial h_t\|$ through one {xs.shape[0]}-step "
                                 f"chunk ({model.cell_type}, loss at every step)")
+    written.append("grad_flow.png")
     model.zero_grad()
 
 
 def main(argv=None):
     args = parse_args(argv)
     ck = load_checkpoint(args.resume) if args.resume else None
-    if ck and not ({*RUN_KEYS, "run_id", "data_sha256"} <= ck["config"].keys()
-                   and "loss" in ck["history"]):
-        raise UsageError(f"checkpoint '{args.resume}' was not saved by char_rnn.py, so it "
-                         f"cannot be resumed here (use examples/sample.py to sample from it)")
+    if ck:
+        check_resumable(ck, args.resume)
     cfg = resolve(args, ck)
     text = load_corpus(cfg["data"])
+    check_length(len(text), cfg["batch"], cfg["seq_len"])
     vocab = Vocab.from_text(text)
+    check_memory(cfg, len(vocab), len(text))
     data = vocab.encode(text)
-    check_length(len(data), cfg["batch"], cfg["seq_len"])
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     if ck and vocab == ck["vocab"] and sha != ck["config"]["data_sha256"]:
         raise UsageError(f"the text differs from the one checkpoint '{args.resume}' was "
@@ -270,18 +400,28 @@ def main(argv=None):
     opt_class = OPTIMIZERS[cfg["optimizer"]][0]
     opt = opt_class(model.parameters(), lr=cfg["lr"])
     sampler = np.random.default_rng(cfg["seed"])
+    B, T, steps = cfg["batch"], cfg["seq_len"], cfg["steps"]
     step, losses, state = 0, [], None
     if ck:
+        shapes = [a.shape for a in model.state_to_arrays(model.initial_state(B))]
+        if ck["state"] is not None and [a.shape for a in ck["state"]] != shapes:
+            raise mt.CheckpointError(f"checkpoint '{args.resume}' holds a recurrent state of "
+                                     f"shapes {[a.shape for a in ck['state']]}, not {shapes}")
         load_checkpoint(args.resume, model, opt, vocab)
         step, losses = ck["step"], [float(x) for x in ck["history"]["loss"]]
         state = None if ck["state"] is None else model.state_from_arrays(ck["state"])
         mt.set_rng_state(ck["rng"]["mt"])
         sampler.bit_generator.state = ck["rng"]["sampler"]
-    out = args.out or (args.resume.parent if args.resume else
-                       Path("runs") / time.strftime("char_rnn-%Y%m%d-%H%M%S"))
-    prepare_out(out, args, ck)
+    out = args.out or (args.resume.parent if args.resume else None)
+    if out is None:
+        try:
+            out = new_folder("runs", time.strftime("char_rnn-%Y%m%d-%H%M%S"))
+        except OSError as e:
+            raise UsageError(f"cannot create a run folder in 'runs': {e.strerror or e} "
+                             f"(choose a folder with --out)") from None
+    else:
+        prepare_out(out, args, ck)
 
-    B, T, steps = cfg["batch"], cfg["seq_len"], cfg["steps"]
     files = [Path(f).name for f in corpus_files()]
     where = cfg["data"] or f"Python {sys.version.split()[0]}'s standard library " \
                            f"({len(files)} files, {files[0]} … {files[-1]})"
@@ -298,60 +438,85 @@ def main(argv=None):
     decay = 0.999 ** (B * T / 25)        # min-char-rnn's 0.999 per 25 characters
     smooth = smoothed(losses, decay, math.log(len(vocab)))
     params = list(model.parameters())
+    saved_step = None                    # the step of this run's last completed save
 
     def save():
-        save_checkpoint(out / CHECKPOINT, model, opt, step,
-                        {"mt": mt.get_rng_state(), "sampler": sampler.bit_generator.state},
-                        vocab, cfg, state, {"loss": losses})
-        plot_losses(losses, smooth, out / "loss.png", f"{cfg['cell']} H={cfg['hidden']}, "
-                    f"T={T}, B={B}, {cfg['optimizer']} lr {cfg['lr']:g}")
+        nonlocal saved_step
+        try:
+            save_checkpoint(out / CHECKPOINT, model, opt, step,
+                            {"mt": mt.get_rng_state(), "sampler": sampler.bit_generator.state},
+                            vocab, cfg, state, {"loss": losses})
+            saved_step = step
+            plot_losses(losses, smooth, out / "loss.png", f"{cfg['cell']} H={cfg['hidden']}, "
+                        f"T={T}, B={B}, {cfg['optimizer']} lr {cfg['lr']:g}")
+        except OSError as e:
+            raise UsageError(f"cannot save into '{out}': {e} (any checkpoint saved there "
+                             f"before is intact)") from None
 
     first_step, start, train_time = step, time.perf_counter(), 0.0
-    with Interrupt() as interrupt, tqdm(total=steps, initial=step, unit="step",
-                                        dynamic_ncols=True) as bar:
-        while step < steps and not interrupt.requested:
-            if step > first_step:
-                xs, ys, fresh = next(stream)
-            tick = time.perf_counter()
-            if fresh:
-                state = model.initial_state(B)
-            opt.zero_grad()
-            loss, state = model.loss(xs, ys, state)
-            loss.backward()
-            if cfg["clip"]:
-                mt.nn.utils.clip_grad_norm_(params, cfg["clip"])
-            opt.step()
-            state = mt.nn.detach_state(state)
-            step += 1
-            losses.append(loss.item())
-            smooth.append(decay * (smooth[-1] if smooth else math.log(len(vocab)))
-                          + (1 - decay) * losses[-1])
-            train_time += time.perf_counter() - tick
-            rate = (step - first_step) * B * T / train_time
-            bar.update()
-            bar.set_postfix_str(f"loss {losses[-1]:.3f}, smoothed {smooth[-1]:.3f}, "
-                                f"{rate:,.0f} chars/s", refresh=False)
-            if cfg["sample_every"] and step % cfg["sample_every"] == 0:
-                s = vocab.decode(model.generate(xs[:, 0], 200, cfg["temperature"], sampler))
-                bar.write(f"----- sample at step {step}, smoothed loss {smooth[-1]:.3f} "
-                          f"-----\n{s}\n-----")
-            if cfg["save_every"] and step % cfg["save_every"] == 0 and step < steps:
-                save()
-        save()
+    try:
+        with Interrupt() as interrupt, Progress(steps, step) as progress:
+            while step < steps and not interrupt.requested:
+                if step > first_step:
+                    xs, ys, fresh = next(stream)
+                tick = time.perf_counter()
+                if fresh:
+                    state = model.initial_state(B)
+                opt.zero_grad()
+                loss, state = model.loss(xs, ys, state)
+                loss.backward()
+                if cfg["clip"]:
+                    mt.nn.utils.clip_grad_norm_(params, cfg["clip"])
+                opt.step()
+                state = mt.nn.detach_state(state)
+                step += 1
+                losses.append(loss.item())
+                smooth.append(decay * (smooth[-1] if smooth else math.log(len(vocab)))
+                              + (1 - decay) * losses[-1])
+                train_time += time.perf_counter() - tick
+                rate = (step - first_step) * B * T / train_time
+                progress.update(step, f"loss {losses[-1]:.3f}, smoothed {smooth[-1]:.3f}, "
+                                      f"{rate:,.0f} chars/s")
+                if cfg["sample_every"] and step % cfg["sample_every"] == 0:
+                    s = vocab.decode(model.generate(xs[:, 0], 200, cfg["temperature"],
+                                                    sampler))
+                    progress.write(f"----- sample at step {step}, smoothed loss "
+                                   f"{smooth[-1]:.3f} -----\n{s}\n-----")
+                if cfg["save_every"] and step % cfg["save_every"] == 0 and step < steps:
+                    save()
+            save()          # a Ctrl-C now only asks; a second one stops it, keeping the old
+    except KeyboardInterrupt:
+        held = f"{out / CHECKPOINT} holds its last completed save, of step {saved_step}" \
+            if saved_step is not None else "this run saved no checkpoint (an older one is " \
+                                           "unchanged)"
+        print(f"stopped at once by a second Ctrl-C at step {step}: {held}", file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - start
-    if interrupt.requested:
+    if step < steps:
         print(f"interrupted at step {step}: saved {out / CHECKPOINT}; continue with\n"
               f"  python examples/char_rnn.py --resume {out / CHECKPOINT}")
         return 130
+    if interrupt.requested:
+        print(f"Ctrl-C after the last step: training is complete and saved (step {step}); "
+              f"writing the remaining outputs (Ctrl-C again to skip them)")
 
-    render(model, xs, ys, out)
-    prime = vocab.encode("\n" if "\n" in vocab.chars else text[0])
-    sample = vocab.decode(model.generate(prime, 1000, cfg["temperature"], sampler))
-    with atomic_write(out / "sample.txt") as f:
-        f.write(sample.encode("utf-8"))
+    written = [CHECKPOINT, "loss.png"]
+    try:
+        render(model, xs, ys, out, written)
+        prime = vocab.encode("\n" if "\n" in vocab.chars else text[0])
+        sample = vocab.decode(model.generate(prime, 1000, cfg["temperature"], sampler))
+        with atomic_write(out / "sample.txt") as f:
+            f.write(sample.encode("utf-8"))
+        written.append("sample.txt")
+    except (KeyboardInterrupt, OSError) as e:
+        missing = [f for f in ("graph.svg", "grad_flow.png", "sample.txt") if f not in written]
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"error: {e};"
+        print(f"{why} after training finished: {out / CHECKPOINT} holds all {step} steps; "
+              f"not written: {', '.join(missing)} (generate text with python "
+              f"examples/sample.py --checkpoint {out / CHECKPOINT})", file=sys.stderr)
+        return 130 if isinstance(e, KeyboardInterrupt) else 2
     print(f"----- final sample (temperature {cfg['temperature']:g}) -----\n{sample}\n-----")
-    print("wrote " + ", ".join(str(out / f) for f in (CHECKPOINT, "loss.png", "graph.svg",
-                                                       "grad_flow.png", "sample.txt")))
+    print("wrote " + ", ".join(str(out / f) for f in written))
     done, nan = step - first_step, float("nan")
     print(f"done: {done} steps in {elapsed:.1f} s ({train_time:.1f} s of them training, "
           f"{done * B * T / max(train_time, 1e-9):,.0f} chars/s); smoothed loss "

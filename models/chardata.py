@@ -6,6 +6,7 @@ import sysconfig
 import numpy as np
 
 DEFAULT_MAX_BYTES = 300_000
+MAX_TEXT_BYTES = 2 ** 27          # 128 MiB: more than enwik8; a bigger file is refused
 
 
 class DataError(ValueError):
@@ -23,8 +24,12 @@ class Vocab:
             raise ValueError(f"Vocab: expected a non-empty string of characters, got {chars!r}")
         if "".join(sorted(set(chars))) != chars:
             raise ValueError("Vocab: chars must be sorted and unique (use Vocab.from_text)")
+        try:
+            self._codes = _code_points(chars)  # sorted, so encode is one searchsorted
+        except UnicodeEncodeError as e:
+            raise ValueError(f"Vocab: chars holds {chars[e.start]!r}, a lone surrogate, not "
+                             f"a character") from None
         self.chars = chars
-        self._codes = _code_points(chars)      # sorted, so encode is one searchsorted
 
     @classmethod
     def from_text(cls, text):
@@ -94,28 +99,52 @@ def corpus_files(max_bytes=DEFAULT_MAX_BYTES):
     return files
 
 
-def read_text(path):
-    """A file's text, or DataError saying in one line what is wrong and what to do."""
+def read_text(path, max_bytes=MAX_TEXT_BYTES, cut=False):
+    """A file's text, or DataError saying in one line what is wrong and what to do.
+
+    Reads at most max_bytes: a longer file is a DataError, or with cut=True is cut there
+    (a character split by the cut is dropped). Reading stops at the first chunk holding a
+    NUL byte, so a binary file or a device such as /dev/zero is refused at once.
+    """
+    chunks, size = [], 0
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            while size <= max_bytes:
+                chunk = f.read(min(1 << 20, max_bytes + 1 - size))
+                if not chunk:
+                    break
+                nul = chunk.find(b"\0")
+                if nul >= 0:
+                    raise DataError(f"'{path}' contains NUL bytes (the first at byte "
+                                    f"{size + nul:,}), so it looks binary, not text (pass a "
+                                    f"UTF-8 text file)")
+                chunks.append(chunk)
+                size += len(chunk)
     except FileNotFoundError:
         raise DataError(f"data file '{path}' does not exist (check the path)") from None
     except IsADirectoryError:
         raise DataError(f"'{path}' is a directory, not a text file (pass a file)") from None
     except OSError as e:
         raise DataError(f"cannot read '{path}': {e.strerror} (check its permissions)") from None
+    raw = b"".join(chunks)
+    del chunks
+    if size > max_bytes:
+        if not cut:
+            raise DataError(f"'{path}' holds more than {max_bytes:,} bytes, the most a "
+                            f"training text may have (train on a part of it: head -c "
+                            f"{max_bytes} FILE > part.txt)")
+        raw = raw[:max_bytes]
     if not raw:
         raise DataError(f"data file '{path}' is empty (pass a non-empty UTF-8 text file)")
-    if b"\0" in raw:
-        raise DataError(f"'{path}' contains NUL bytes, so it looks binary, not text (pass a "
-                        f"UTF-8 text file)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"'{path}' is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
-                        f"{e.start}; convert it, e.g. iconv -f latin1 -t utf-8, or pass "
-                        f"another file)") from None
+        if cut and e.start >= len(raw) - 3 and e.reason == "unexpected end of data":
+            text = raw[:e.start].decode("utf-8")
+        else:
+            raise DataError(f"'{path}' is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                            f"{e.start}; convert it, e.g. iconv -f latin1 -t utf-8, or pass "
+                            f"another file)") from None
     return text.removeprefix("\ufeff")
 
 
@@ -124,12 +153,14 @@ def load_corpus(path=None, max_bytes=None):
 
     The default corpus is read at run time from the interpreter's stdlib folder (every
     machine with Python has it): corpus_files(), whole files in sorted order, joined and cut
-    to max_bytes (DEFAULT_MAX_BYTES when None). A given file is read whole unless max_bytes
-    is set. Raises DataError for a missing, empty, binary or non-UTF-8 file.
+    to max_bytes (DEFAULT_MAX_BYTES when None). A given file is read whole (up to
+    MAX_TEXT_BYTES, beyond which it is refused) unless max_bytes is set, which cuts it.
+    Raises DataError for a missing, empty, binary, non-UTF-8 or too long file.
     """
     if path is not None:
-        text = read_text(path)
-        return text if max_bytes is None else _cut(text.encode("utf-8"), max_bytes)
+        if max_bytes is None:
+            return read_text(path)
+        return read_text(path, max_bytes, cut=True)
     max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
     files = corpus_files(max_bytes)
     if not files:

@@ -104,8 +104,12 @@ class CharLM(nn.Module):
         idx, out = prime[-1], np.empty(length, dtype=np.int64)
         for i in range(length):
             logits, state = self(np.array([[idx]]), state)
-            z = logits.data[0, 0].astype(np.float64) / temperature
-            p = np.exp(z - z.max())
+            z = logits.data[0, 0].astype(np.float64)
+            if not np.isfinite(z).all():
+                raise ValueError(f"CharLM.generate: the logits of character {i} are not finite "
+                                 f"(the weights hold NaN or overflow)")
+            with np.errstate(over="ignore", under="ignore"):   # a tiny temperature: argmax
+                p = np.exp((z - z.max()) / temperature)
             idx = out[i] = rng.choice(self.vocab_size, p=p / p.sum())
         return out
 
@@ -119,6 +123,36 @@ class CharLM(nn.Module):
     def extra_repr(self):
         return f"vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, " \
                f"cell={self.cell_type!r}, dtype={self.dtype.name}"
+
+
+def parameter_count(vocab_size, hidden_size, cell):
+    """How many numbers CharLM(vocab_size, hidden_size, cell) holds, without building it."""
+    V, H = vocab_size, hidden_size
+    if cell == "rnn":                                   # Wxh, Whh, bh; Why, by
+        return H * (V + H + 1) + V * (H + 1)
+    g = {"lstm": 4, "gru": 3}[cell]                     # weight_ih, weight_hh, two biases; head
+    return g * H * (V + H + 2) + V * (H + 1)
+
+
+# Bytes per number of a training step, measured with tracemalloc (tests/models/test_charlm.py
+# holds the estimate between the measured peak and 4× it): the parameters, their gradients,
+# the optimizer's buffers and an update's temporaries; every time step's states, gates and
+# their gradients, per hidden unit; the one-hot inputs, logits, probabilities and gradients.
+PER_STATE = {"rnn": 12, "lstm": 50, "gru": 45}
+PER_LOGIT = 12
+OPTIMIZER_BUFFERS = {"Adam": 2, "Adagrad": 1, "SGD": 0}
+
+
+def memory_estimate(vocab_size, hidden_size, cell, dtype, batch, seq_len, optimizer="Adam",
+                    chars=0):
+    """An upper bound, in bytes, of the memory training a CharLM takes: one truncated-BPTT
+    step (seq_len × batch) with `optimizer` (a class name), plus a text of `chars`
+    characters read, encoded and held as indices. Computed without allocating anything."""
+    itemsize = np.dtype(dtype).itemsize
+    P = parameter_count(vocab_size, hidden_size, cell)
+    per_step = (4 + OPTIMIZER_BUFFERS.get(optimizer, 2)) * P + seq_len * batch * (
+        PER_STATE[cell] * hidden_size + PER_LOGIT * vocab_size)
+    return itemsize * per_step + 40 * chars
 
 
 def float64_copy(model):
@@ -201,18 +235,30 @@ def save_checkpoint(path, model, optimizer, step, rng_state, vocab, config, stat
     }, path)
 
 
+FIELDS = {"format": str, "version": int, "step": int, "model_config": dict, "model": dict,
+          "optimizer_name": str, "optimizer": dict, "rng": dict, "vocab": str, "config": dict,
+          "history": dict}
+
+
 def load_checkpoint(path, model=None, optimizer=None, vocab=None):
     """Read a checkpoint of save_checkpoint; if given, check that model, optimizer and vocab
     are those it was saved from and load it into them.
 
     Returns the checkpoint as a dict with 'vocab' as a Vocab. Raises mt.CheckpointError
-    (one line) for a file that is not such a checkpoint, or saying everything that differs
-    (cell, hidden size, dtype, vocabulary, optimizer); nothing is loaded then.
+    (one line) for a file that is not such a checkpoint, for one whose contents are not what
+    save_checkpoint writes (a missing entry, a bad vocabulary or configuration, weights that
+    do not fit it or are not finite, a negative step, …), or saying everything that differs
+    from model, optimizer and vocab (cell, hidden size, dtype, vocabulary, optimizer);
+    nothing is loaded then.
     """
     ck = mt.load(path)
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise mt.CheckpointError(f"'{path}' is a microtensor checkpoint, but not one of a "
                                  f"CharLM (it was saved by something else)")
+    problem = _contents_problem(ck)
+    if problem:
+        raise mt.CheckpointError(f"checkpoint '{path}' is not a valid CharLM checkpoint: "
+                                 f"{problem}")
     ck["vocab"] = Vocab(ck["vocab"])
     diffs = []
     if model is not None:
@@ -226,6 +272,8 @@ def load_checkpoint(path, model=None, optimizer=None, vocab=None):
     if optimizer is not None and type(optimizer).__name__ != ck["optimizer_name"]:
         diffs.append(f"optimizer {ck['optimizer_name']} in the checkpoint, "
                      f"{type(optimizer).__name__} here")
+    if optimizer is not None and not diffs:
+        diffs += _optimizer_problems(optimizer, ck["optimizer"])
     if diffs:
         raise mt.CheckpointError(f"checkpoint '{path}' does not fit: " + "; ".join(diffs) +
                                  " (use the model settings and text it was saved with)")
@@ -240,6 +288,104 @@ def load_checkpoint(path, model=None, optimizer=None, vocab=None):
     return ck
 
 
+def _is(v, kind):
+    return isinstance(v, kind) and not (isinstance(v, bool) and kind is int)
+
+
+def _contents_problem(ck):
+    """What in a loaded checkpoint dict is not as save_checkpoint writes it, or None."""
+    missing = [k for k in FIELDS if k not in ck] + ([] if "state" in ck else ["state"])
+    if missing:
+        return "it has no " + ", ".join(repr(k) for k in missing)
+    wrong = [f"{k!r} is a {type(ck[k]).__name__}, not a {kind.__name__}"
+             for k, kind in FIELDS.items() if not _is(ck[k], kind)]
+    if wrong:
+        return "; ".join(wrong)
+    if ck["version"] != 1:
+        return f"it is CharLM checkpoint version {ck['version']}; this code reads version 1"
+    if ck["step"] < 0:
+        return f"its step is {ck['step']}, below 0"
+    try:
+        vocab = Vocab(ck["vocab"])
+    except ValueError as e:
+        return f"its vocabulary is not usable ({e})"
+    cfg = ck["model_config"]
+    if set(cfg) != {"vocab_size", "hidden_size", "cell", "dtype"}:
+        return f"its model_config has keys {sorted(map(str, cfg))}, not cell, dtype, " \
+               f"hidden_size and vocab_size"
+    if cfg["cell"] not in CELLS or cfg["dtype"] not in ("float32", "float64") or not (
+            _is(cfg["hidden_size"], int) and cfg["hidden_size"] >= 1):
+        return f"its model_config {cfg!r:.200} is not one of a CharLM (cell one of " \
+               f"{', '.join(CELLS)}, dtype float32 or float64, a positive hidden_size)"
+    if cfg["vocab_size"] != len(vocab):
+        return f"its model_config says {cfg['vocab_size']!r} characters but its vocabulary " \
+               f"has {len(vocab)}"
+    weights = ck["model"].values()
+    if not all(isinstance(w, np.ndarray) and w.dtype.kind == "f" for w in weights):
+        return "its model weights are not all arrays of floats"
+    need = parameter_count(len(vocab), cfg["hidden_size"], cfg["cell"])
+    have = sum(w.size for w in weights)
+    if have != need:
+        return f"its model weights hold {have:,} numbers, but a {cfg['cell']} with " \
+               f"{len(vocab)} characters and hidden size {cfg['hidden_size']:,} has {need:,}"
+    if not all(np.isfinite(w).all() for w in weights):
+        return "its model weights contain NaN or infinity (did the run diverge?)"
+    if not (ck["state"] is None or isinstance(ck["state"], list) and all(
+            isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in ck["state"])):
+        return "its recurrent state is not a list of float arrays"
+    if not all(isinstance(h, np.ndarray) and h.ndim == 1 and h.dtype.kind == "f"
+               for h in ck["history"].values()):
+        return "its history is not a set of 1-D float arrays"
+    return None
+
+
+def _optimizer_problems(optimizer, saved):
+    """What in a saved optimizer state differs in kind from what `optimizer` keeps: each
+    hyperparameter and per-parameter buffer is compared with those of a twin that took one
+    step (arrays by shape, numbers as numbers), so a crafted state cannot break step()."""
+    twin_params = [mt.tensor(np.zeros(p.shape, p.dtype), requires_grad=True)
+                   for p in optimizer.params]
+    twin = type(optimizer)(twin_params)
+    twin.param_groups[0].update({k: v for k, v in optimizer.param_groups[0].items()
+                                 if k != "params"})
+    for p in twin_params:
+        p.grad = np.zeros(p.shape, p.dtype)
+    twin.step()
+    ref = twin.state_dict()
+    state, groups = saved.get("state"), saved.get("param_groups")
+    if not (isinstance(state, dict) and isinstance(groups, list) and len(groups) == 1
+            and isinstance(groups[0], dict)):
+        return ["the optimizer state is not {'state': …, 'param_groups': [one group]}"]
+    group, problems = groups[0], []
+
+    def same_kind(v, r):
+        if isinstance(r, np.ndarray):
+            return isinstance(v, np.ndarray) and v.shape == r.shape and v.dtype.kind == "f"
+        if isinstance(r, bool):
+            return isinstance(v, bool)
+        if isinstance(r, int):
+            return _is(v, int) and v >= 0
+        if isinstance(r, float):
+            return not isinstance(v, bool) and isinstance(v, (int, float)) and \
+                0 <= v < float("inf")
+        if isinstance(r, (tuple, list)):
+            return isinstance(v, (tuple, list)) and len(v) == len(r) and all(
+                same_kind(a, b) for a, b in zip(v, r))
+        return isinstance(v, type(r))
+
+    for k, r in ref["param_groups"][0].items():
+        if k != "params" and not same_kind(group.get(k), r):
+            problems.append(f"optimizer hyperparameter {k!r} is {group.get(k)!r:.60}")
+    for i, st in state.items():
+        r = ref["state"].get(int(i) if str(i).isdigit() else -1)
+        if r is None or not isinstance(st, dict) or set(st) != set(r) or not all(
+                same_kind(st[k], r[k]) for k in r):
+            problems.append(f"optimizer state of parameter {i!r} is not what "
+                            f"{type(optimizer).__name__} keeps")
+            break
+    return problems
+
+
 __all__ = ["CharLM", "CELLS", "Vocab", "DataError", "load_corpus", "corpus_files", "batches",
            "check_length", "save_checkpoint", "load_checkpoint", "bptt_differences",
-           "gradcheck_chunk", "float64_copy"]
+           "gradcheck_chunk", "float64_copy", "parameter_count", "memory_estimate"]

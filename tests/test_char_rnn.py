@@ -137,7 +137,11 @@ def test_sample_generates_from_a_checkpoint(trained):
 
 @pytest.mark.parametrize("args, pattern", [
     (["--prime", "a€b"], r"not in the vocabulary.*'€'"),
-    (["--length", "0"], r"--length: must be positive"),
+    (["--length", "0"], r"--length: must be an integer from 1 to 10,000,000, got 0"),
+    (["--length", str(10 ** 14)], r"--length: must be an integer from 1 to 10,000,000"),
+    (["--seed", "-1"], r"--seed: must be an integer >= 0, got -1"),
+    (["--temperature", "1e-320"], r"--temperature: must be a finite number >= 0.001 .*1e-320"),
+    (["--temperature", "inf"], r"--temperature: must be a finite number"),
 ])
 def test_sample_bad_input(trained, args, pattern):
     done = run(SAMPLE, "--checkpoint", trained[0] / "checkpoint.npz", *args, cwd=trained[0])
@@ -158,8 +162,8 @@ BAD = {
     "zero batch": (["--batch", "0", "--out", "{run}"], "--batch: must be"),
     "negative steps": (["--steps", "-1", "--out", "{run}"], "--steps: must be"),
     "resume another model": (["--resume", "{ck}", "--cell", "lstm"], "another run.*--cell rnn"),
-    "resume another vocabulary": (["--resume", "{ck}", "--data", "{d}/other.txt"],
-                                  "vocabulary"),
+    "resume another vocabulary": (["--resume", "{ck}", "--data", "{d}/other.txt", "--steps",
+                                   "60"], "vocabulary"),
     "resume a non-checkpoint": (["--resume", "{d}/text.txt"], "not a checkpoint"),
     "out not writable": (["--data", "{d}/text.txt", "--out", "{d}/text.txt/sub"],
                          "cannot write to the output folder"),
