@@ -76,6 +76,7 @@ MIN_TEMPERATURE = 1e-3       # below it sampling is greedy anyway: the likeliest
 TEMPERATURE = _checked(float, lambda v: MIN_TEMPERATURE <= v < math.inf,
                        f"a finite number >= {MIN_TEMPERATURE:g} (lower samples the likeliest "
                        f"character anyway)")
+# what each setting may be, on the command line and in a checkpoint to resume
 TYPES = dict(hidden=POS_INT, seq_len=POS_INT, batch=POS_INT, lr=POS_FLOAT, clip=NONNEG_FLOAT,
              steps=NONNEG_INT, seed=NONNEG_INT, sample_every=NONNEG_INT,
              temperature=TEMPERATURE, save_every=NONNEG_INT)
@@ -91,30 +92,30 @@ def parse_args(argv=None):
                    "the first 300 KB of Python's standard library source, read at run time)")
     p.add_argument("--cell", choices=CHOICES["cell"],
                    help=f"recurrent cell: rnn is models.VanillaRNN (default {d['cell']})")
-    p.add_argument("--hidden", type=TYPES["hidden"], metavar="H",
+    p.add_argument("--hidden", type=POS_INT, metavar="H",
                    help=f"hidden size (default {d['hidden']})")
-    p.add_argument("--seq-len", type=TYPES["seq_len"], metavar="T", help=f"truncated-BPTT chunk "
+    p.add_argument("--seq-len", type=POS_INT, metavar="T", help=f"truncated-BPTT chunk "
                    f"length; the state is carried, detached, between chunks "
                    f"(default {d['seq_len']})")
-    p.add_argument("--batch", type=TYPES["batch"], metavar="B", help=f"parallel contiguous streams "
+    p.add_argument("--batch", type=POS_INT, metavar="B", help=f"parallel contiguous streams "
                    f"through the text (default {d['batch']})")
     p.add_argument("--optimizer", choices=CHOICES["optimizer"],
                    help=f"optimizer (default {d['optimizer']})")
-    p.add_argument("--lr", type=TYPES["lr"], help="learning rate (default: " + ", ".join(
+    p.add_argument("--lr", type=POS_FLOAT, help="learning rate (default: " + ", ".join(
         f"{k} {v[1]:g}" for k, v in OPTIMIZERS.items()) + ")")
-    p.add_argument("--clip", type=TYPES["clip"], help=f"clip the gradient norm of each step "
+    p.add_argument("--clip", type=NONNEG_FLOAT, help=f"clip the gradient norm of each step "
                    f"to this; 0 turns clipping off (default {d['clip']:g})")
-    p.add_argument("--steps", type=TYPES["steps"], help=f"total training steps, counting those "
+    p.add_argument("--steps", type=NONNEG_INT, help=f"total training steps, counting those "
                    f"of a resumed run (default {d['steps']}, or the checkpoint's target)")
-    p.add_argument("--seed", type=TYPES["seed"], help=f"seed for the weights, the data order and "
+    p.add_argument("--seed", type=NONNEG_INT, help=f"seed for the weights, the data order and "
                    f"the samples (default {d['seed']})")
     p.add_argument("--dtype", choices=CHOICES["dtype"],
                    help=f"floating-point type of the model (default {d['dtype']})")
-    p.add_argument("--sample-every", type=TYPES["sample_every"], metavar="N", help=f"print a generated "
+    p.add_argument("--sample-every", type=NONNEG_INT, metavar="N", help=f"print a generated "
                    f"sample every N steps; 0 never (default {d['sample_every']})")
-    p.add_argument("--temperature", type=TYPES["temperature"], help=f"sampling temperature: lower is "
-                   f"more conservative (default {d['temperature']})")
-    p.add_argument("--save-every", type=TYPES["save_every"], metavar="N", help=f"save a checkpoint "
+    p.add_argument("--temperature", type=TEMPERATURE, help=f"sampling temperature: lower "
+                   f"is more conservative (default {d['temperature']})")
+    p.add_argument("--save-every", type=NONNEG_INT, metavar="N", help=f"save a checkpoint "
                    f"every N steps; 0 only at the end and on Ctrl-C (default {d['save_every']})")
     p.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: a new "
                    "runs/char_rnn-<date-time>, made for this run alone, or the resumed "
@@ -145,8 +146,8 @@ def check_resumable(ck, path):
             except argparse.ArgumentTypeError:
                 ok = False
         else:                               # keys a later version may add are left alone
-            ok = key not in SAVED_KEYS or isinstance(v, SAVED_KEYS[key]) and v is not True \
-                and v is not False
+            ok = key not in SAVED_KEYS or (isinstance(v, SAVED_KEYS[key])
+                                           and not isinstance(v, bool))
         if not ok:
             bad.append(f"{key} {v!r:.40}")
     if cfg.get("hidden") != ck["model_config"]["hidden_size"] or \
