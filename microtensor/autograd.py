@@ -1,5 +1,6 @@
 """The Op base class, the op registry, the gradient contract and the iterative backward engine."""
 import itertools
+from collections.abc import Callable
 from heapq import heappop, heappush
 
 import numpy as np
@@ -29,8 +30,8 @@ class Op:
     An op whose forward is one NumPy ufunc and saves nothing declares `ufunc` instead of
     forward; Tensor's methods then call the ufunc without a Python frame in between.
     """
-    name = None
-    ufunc = None
+    name: str | None = None
+    ufunc: Callable[..., np.ndarray] | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -52,7 +53,7 @@ class Op:
         return None
 
 
-REGISTRY = {}
+REGISTRY: dict[str, type[Op]] = {}
 
 
 def register(op):

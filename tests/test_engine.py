@@ -1,7 +1,6 @@
 """The backward engine: graph walking, accumulation, release, grad mode, hooks, mt.grad, errors."""
 import gc
 import sys
-import threading
 import weakref
 
 import numpy as np

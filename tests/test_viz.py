@@ -18,7 +18,7 @@ _ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s\]]+)')
 
 def parse(g):
     """Nodes {id: attrs}, edges [(src, dst, attrs)] and clusters {label: [node ids]} of g."""
-    nodes, edges, clusters, current = {}, [], {}, None
+    nodes, edges, clusters, current, label = {}, [], {}, None, None
     for line in g.source.splitlines():
         line = line.strip()
         if line.startswith("subgraph cluster_"):

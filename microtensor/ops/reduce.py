@@ -1,4 +1,6 @@
 """Reductions over axes (sum, mean, max, min) and the softmax family along one axis."""
+from collections.abc import Callable
+
 import numpy as np
 
 from ..autograd import Op, register
@@ -64,7 +66,7 @@ class Mean(Op):
 
 class _Extremum(Op):
     """max/min over axis; tied extrema share the gradient equally (as torch.amax/amin)."""
-    reduce = None
+    reduce: Callable[..., np.ndarray] | None = None
 
     @classmethod
     def forward(cls, a, axis=None, keepdims=False):
