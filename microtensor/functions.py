@@ -1,84 +1,110 @@
 """The ops as functions (mt.exp(t), mt.stack(ts), …), for tensors, arrays and numbers alike."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import ops
 from .errors import ArgumentError, ShapeError
 from .tensor import Tensor, apply, as_tensor
 
+if TYPE_CHECKING:
+    from ._types import Axis, TensorLike
 
-def _t(x):
+
+def _t(x: TensorLike) -> Tensor:
     return as_tensor(x)
 
 
-def exp(x):
+def exp(x: TensorLike) -> Tensor:
+    """eˣ, elementwise."""
     return _t(x).exp()
 
 
-def log(x):
+def log(x: TensorLike) -> Tensor:
+    """The natural logarithm, elementwise."""
     return _t(x).log()
 
 
-def tanh(x):
+def tanh(x: TensorLike) -> Tensor:
+    """tanh x, elementwise."""
     return _t(x).tanh()
 
 
-def sigmoid(x):
+def sigmoid(x: TensorLike) -> Tensor:
+    """σ(x) = 1/(1 + e⁻ˣ), elementwise."""
     return _t(x).sigmoid()
 
 
-def relu(x):
+def relu(x: TensorLike) -> Tensor:
+    """max(x, 0), elementwise (subgradient 0 at 0)."""
     return _t(x).relu()
 
 
-def sqrt(x):
+def sqrt(x: TensorLike) -> Tensor:
+    """√x, elementwise."""
     return _t(x).sqrt()
 
 
-def abs(x):  # noqa: A001  (mirrors numpy.abs)
+def abs(x: TensorLike) -> Tensor:  # noqa: A001  (mirrors numpy.abs)
+    """|x|, elementwise (subgradient 0 at 0)."""
     return _t(x).abs()
 
 
-def clip(x, lo=None, hi=None):
+def clip(x: TensorLike, lo: float | None = None, hi: float | None = None) -> Tensor:
+    """x limited to [lo, hi] (either may be None); no gradient where x is clipped."""
     return _t(x).clip(lo, hi)
 
 
-def sum(x, axis=None, keepdims=False):  # noqa: A001
+def sum(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """The sum over axis (all axes when None)."""
     return _t(x).sum(axis, keepdims)
 
 
-def mean(x, axis=None, keepdims=False):
+def mean(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """The mean over axis (all axes when None)."""
     return _t(x).mean(axis, keepdims)
 
 
-def max(x, axis=None, keepdims=False):  # noqa: A001
+def max(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """The maximum over axis; tied maxima share the gradient equally (as torch.amax)."""
     return _t(x).max(axis, keepdims)
 
 
-def min(x, axis=None, keepdims=False):  # noqa: A001
+def min(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """The minimum over axis; tied minima share the gradient equally (as torch.amin)."""
     return _t(x).min(axis, keepdims)
 
 
-def reshape(x, *shape):
+def reshape(x: TensorLike, *shape: int | tuple[int, ...]) -> Tensor:
+    """The same elements in a new shape (given as ints or one tuple; -1 once is inferred)."""
     return _t(x).reshape(*shape)
 
 
-def transpose(x, *axes):
+def transpose(x: TensorLike, *axes: int) -> Tensor:
+    """The axes permuted (reversed when none are given), as numpy.transpose."""
     return _t(x).transpose(*axes)
 
 
-def squeeze(x, axis=None):
+def squeeze(x: TensorLike, axis: Axis = None) -> Tensor:
+    """Axes of size 1 removed (those given, or all)."""
     return _t(x).squeeze(axis)
 
 
-def expand_dims(x, axis):
+def expand_dims(x: TensorLike, axis: int | tuple[int, ...]) -> Tensor:
+    """A new axis of size 1 at axis, as numpy.expand_dims."""
     return _t(x).expand_dims(axis)
 
 
-def broadcast_to(x, *shape):
+def broadcast_to(x: TensorLike, *shape: int | tuple[int, ...]) -> Tensor:
+    """x broadcast to shape; the gradient is summed back to x's shape."""
     return _t(x).broadcast_to(*shape)
 
 
-def flatten(x):
+def flatten(x: TensorLike) -> Tensor:
+    """x as one axis (a reshape to (-1,))."""
     return _t(x).flatten()
 
 
@@ -93,19 +119,22 @@ def _pair(a, b):
     return a, as_tensor(b, a)
 
 
-def matmul(a, b):
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
+    """a @ b, as numpy.matmul (batched over leading axes)."""
     return apply(ops.MatMul, *_pair(a, b))
 
 
-def maximum(a, b):
+def maximum(a: TensorLike, b: TensorLike) -> Tensor:
+    """The elementwise maximum; at a tie each side gets half the gradient."""
     return apply(ops.Maximum, *_pair(a, b))
 
 
-def minimum(a, b):
+def minimum(a: TensorLike, b: TensorLike) -> Tensor:
+    """The elementwise minimum; at a tie each side gets half the gradient."""
     return apply(ops.Minimum, *_pair(a, b))
 
 
-def where(cond, a, b):
+def where(cond: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     """a where cond is true, else b; differentiable in a and b."""
     cond = np.array(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)  # a copy
     return apply(ops.Where, *_pair(a, b), cond=cond)
@@ -117,19 +146,19 @@ def _tensor_list(op_name, tensors):
     return tuple(_t(t) for t in tensors)
 
 
-def stack(tensors, axis=0):
+def stack(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis."""
     tensors = _tensor_list("stack", tensors)
     return apply(ops.Stack, *tensors, axis=axis)
 
 
-def concat(tensors, axis=0):
+def concat(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
     tensors = _tensor_list("concat", tensors)
     return apply(ops.Concat, *tensors, axis=axis)
 
 
-def split(x, indices_or_sections, axis=0):
+def split(x: TensorLike, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """Split x along axis as numpy.split does: into n equal parts, or at the given indices."""
     x = _t(x)
     n = x.shape[axis]

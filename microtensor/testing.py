@@ -1,4 +1,9 @@
 """gradcheck: analytic gradients against central finite differences, in float64."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
 
 from .autograd import no_grad
@@ -8,7 +13,8 @@ from .tensor import Tensor, grad
 FULL_JACOBIAN_MAX = 16     # outputs up to this size are checked row by row
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
+def gradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Any], eps: float = 1e-6,
+              atol: float = 1e-5, rtol: float = 1e-3) -> bool:
     """Check fn's gradients for every input that requires grad; True, or GradcheckError.
 
     Finite differences give the full Jacobian column by column. Small outputs compare it
@@ -35,7 +41,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
         projections = [rng.standard_normal(out.shape) for _ in range(2)]
     wrt_tensors = [inputs[i] for i in wrt]
     numeric = [_numeric_jacobian(fn, inputs, t, eps) for t in wrt_tensors]
-    rows = {i: ([], []) for i in wrt}          # vᵀJ of each projection: analytic, numeric
+    rows: dict[int, tuple[list, list]] = {i: ([], []) for i in wrt}   # vᵀJ of each projection: analytic, numeric
     for v in projections:
         analytic = grad(out, wrt_tensors, grad_outputs=v, retain_graph=True)
         again = grad(out, wrt_tensors, grad_outputs=v, retain_graph=True)

@@ -30,3 +30,11 @@ def test_quickstart_runs_as_written(tmp_path):
     assert svg.lstrip().startswith("<?xml") and "t = 3" in svg and "cell.gate.weight" in svg
     # the README quotes the printed loss; keep it true
     assert f"loss after 150 steps: {loss:.4f}" in README.read_text(encoding="utf-8")
+
+
+def test_the_bptt_check_block_is_what_the_script_prints():
+    sys.path.insert(0, str(README.parent / "scripts"))
+    import readme_bptt
+    block = readme_bptt.readme_block(README.read_text(encoding="utf-8"))
+    assert block == readme_bptt.run_bptt_check(), \
+        "the README's bptt_check block is stale: run python scripts/readme_bptt.py"
