@@ -11,8 +11,8 @@ from typing import Any, Callable
 import numpy as np
 
 import microtensor as mt
-import models
-from models import rnn_reference
+from microtensor import models
+from microtensor.models import rnn_reference
 
 PARAMS = ("Wxh", "Whh", "Why", "bh", "by")
 

@@ -8,8 +8,8 @@ import argparse
 import numpy as np
 
 import microtensor as mt
-from models import VanillaRNN
-from models.rnn_reference import bptt
+from microtensor.models import VanillaRNN
+from microtensor.models.rnn_reference import bptt
 
 NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 

@@ -32,9 +32,9 @@ from tqdm import tqdm  # noqa: E402
 
 import microtensor as mt  # noqa: E402
 from microtensor.files import atomic_write, new_folder  # noqa: E402
-from models.charlm import (CharLM, DataError, Vocab, batches, bptt_differences,  # noqa: E402
-                           check_length, corpus_files, gradcheck_chunk, load_checkpoint,
-                           load_corpus, memory_estimate, parameter_count, save_checkpoint)
+from microtensor.models.charlm import (CharLM, DataError, Vocab, batches, bptt_differences,  # noqa: E402
+                                       check_length, corpus_files, gradcheck_chunk, load_checkpoint,
+                                       load_corpus, memory_estimate, parameter_count, save_checkpoint)
 
 CHECKPOINT = "checkpoint.npz"
 OPTIMIZERS = {"adam": (mt.optim.Adam, 2e-3), "adagrad": (mt.optim.Adagrad, 0.1),

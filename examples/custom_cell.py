@@ -17,7 +17,7 @@ import numpy as np
 import microtensor as mt
 import microtensor.functional as F
 from microtensor import nn
-from models import VanillaRNNCell
+from microtensor.models import VanillaRNNCell
 
 
 class MinimalGatedUnit(nn.RecurrentCell):

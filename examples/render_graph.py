@@ -19,7 +19,7 @@ import numpy as np
 
 import microtensor as mt
 import microtensor.functional as F
-from models import VanillaRNN
+from microtensor.models import VanillaRNN
 
 
 def rnn_loss(model, T, B, seed=0):

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 import microtensor as mt
-from models.charlm import CharLM, DataError, load_checkpoint
+from microtensor.models.charlm import CharLM, DataError, load_checkpoint
 
 MAX_LENGTH = 10_000_000      # about ten minutes of sampling; the output is held in memory
 MIN_TEMPERATURE = 1e-3       # below it sampling is greedy anyway: the likeliest character

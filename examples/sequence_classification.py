@@ -15,7 +15,7 @@ import numpy as np
 import microtensor as mt
 import microtensor.functional as F
 from microtensor import nn
-from models import GRU, LSTM, VanillaRNNCell
+from microtensor.models import GRU, LSTM, VanillaRNNCell
 
 RECURRENCES = {
     "rnn": lambda H: nn.Recurrent(VanillaRNNCell(1, H, init="torch")),

@@ -45,7 +45,7 @@ fi
 
 # What each extra must make importable; checked from / so that the repo itself (the current
 # directory) doesn't count as installed.
-modules="microtensor graphviz"
+modules="microtensor microtensor.models graphviz"
 for extra in ${EXTRAS//,/ }; do
   case $extra in
     dev) modules+=" pytest hypothesis tqdm matplotlib" ;;

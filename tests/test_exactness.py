@@ -4,8 +4,8 @@ import pytest
 
 import microtensor as mt
 import microtensor.functional as F
-import models
-from models.rnn_reference import bptt
+from microtensor import models
+from microtensor.models.rnn_reference import bptt
 
 
 def randn(*shape, seed=0):

@@ -4,6 +4,7 @@ site-packages before and after a fresh clone's set-up and `make test`.)"""
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,25 @@ def test_py_typed_ships_with_the_package():
     tomllib = pytest.importorskip("tomllib")
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "py.typed" in config["tool"]["setuptools"]["package-data"]["microtensor"]
+
+
+def test_the_distribution_has_no_top_level_package_but_microtensor():
+    setuptools = pytest.importorskip("setuptools")
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    find = config["tool"]["setuptools"]["packages"]["find"]
+    packages = setuptools.find_packages(str(ROOT), include=find["include"])
+    assert {p.split(".")[0] for p in packages} == {"microtensor"}, packages
+    assert "microtensor.models" in packages
+
+
+def test_models_has_one_module_identity():
+    """models/ is importable only as microtensor.models, even with the repo root on sys.path."""
+    code = ("import sys, microtensor.models as m, microtensor.models.rnn as r\n"
+            "assert m.VanillaRNN is r.VanillaRNN and 'models' not in sys.modules\n"
+            "try:\n    import models\nexcept ImportError as e:\n    print(e)\n"
+            "else:\n    raise SystemExit('import models worked')\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "import microtensor.models, not models" in done.stdout

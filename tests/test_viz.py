@@ -363,7 +363,7 @@ def test_plot_grad_flow_writes_a_png(tmp_path):
 def test_the_model_itself_five_steps():
     """models.VanillaRNN as users get it: clusters t = 0..4, its five parameters named from
     the Module and drawn once, Whh feeding each step's linear op, exact gradient labels."""
-    from models import VanillaRNN
+    from microtensor.models import VanillaRNN
     mt.manual_seed(0)
     model = VanillaRNN(3, 4, 3, init="torch")
     rng = np.random.default_rng(0)

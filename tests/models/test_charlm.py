@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import microtensor as mt
-from models.charlm import (CELLS, CharLM, DataError, Vocab, batches, bptt_differences,
-                           gradcheck_chunk, load_checkpoint, load_corpus, memory_estimate,
-                           parameter_count, read_text, save_checkpoint)
+from microtensor.models.charlm import (CELLS, CharLM, DataError, Vocab, batches, bptt_differences,
+                                       gradcheck_chunk, load_checkpoint, load_corpus, memory_estimate,
+                                       parameter_count, read_text, save_checkpoint)
 
 
 def test_vocab_round_trips_and_names_unknown_characters():

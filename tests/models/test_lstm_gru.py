@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import microtensor as mt
-from models import GRU, LSTM, GRUCell, LSTMCell
+from microtensor.models import GRU, LSTM, GRUCell, LSTMCell
 
 KINDS = {"lstm": LSTM, "gru": GRU}
 

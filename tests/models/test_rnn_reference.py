@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models.rnn_reference import bptt, bptt_hoisted, init_params, truncated_bptt
+from microtensor.models.rnn_reference import bptt, bptt_hoisted, init_params, truncated_bptt
 
 GRADS = ("dWxh", "dWhh", "dWhy", "dbh", "dby", "dh0")
 PARAMS = ("Wxh", "Whh", "Why", "bh", "by")

@@ -5,8 +5,8 @@ from hypothesis import given, settings, strategies as st
 
 import microtensor as mt
 import microtensor.functional as F
-from models import VanillaRNN
-from models.rnn_reference import bptt, truncated_bptt
+from microtensor.models import VanillaRNN
+from microtensor.models.rnn_reference import bptt, truncated_bptt
 
 NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 
