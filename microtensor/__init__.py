@@ -21,6 +21,8 @@ def __getattr__(name):
     import importlib
     if name in ("nn", "optim", "viz"):
         return importlib.import_module(f".{name}", __name__)
+    if name in ("compile", "CompileWarning", "Compiled"):     # issue 17: mt.compile
+        return getattr(importlib.import_module(".compiler", __name__), name)
     if name in ("save", "load"):
         return getattr(importlib.import_module(".serialization", __name__), name)
     raise AttributeError(f"module 'microtensor' has no attribute {name!r}")

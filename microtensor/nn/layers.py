@@ -50,17 +50,21 @@ class Embedding(Module):
 
     def forward(self, indices):
         idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
-        if idx.dtype.kind not in "iu":
-            raise DTypeError(f"Embedding: indices must be integers, got dtype {idx.dtype}")
-        n = self.num_embeddings
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            bad = idx[(idx < 0) | (idx >= n)].flat[0]
-            raise IndexOutOfRange(f"Embedding: index {bad} is out of range for "
-                                  f"{n} embeddings (valid: 0 to {n - 1})")
+        check_indices(idx, self.num_embeddings)
         return self.weight[idx]
 
     def extra_repr(self):
         return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+def check_indices(idx, n):
+    """Embedding's check of its indices (also run by every replay of a compiled step)."""
+    if idx.dtype.kind not in "iu":
+        raise DTypeError(f"Embedding: indices must be integers, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx[(idx < 0) | (idx >= n)].flat[0]
+        raise IndexOutOfRange(f"Embedding: index {bad} is out of range for "
+                              f"{n} embeddings (valid: 0 to {n - 1})")
 
 
 class Dropout(Module):

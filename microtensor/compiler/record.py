@@ -1,0 +1,236 @@
+"""The Recorder: what one traced call of fn did, as the source of a flat NumPy plan.
+
+Every array the plan computes gets a local name (v12 for an op's output, g7 for a gradient,
+…); every object it reads from outside (a constant, a parameter, an optimizer) gets a global
+name (K3). `bind(array)` says how an array met during the trace is found again at replay:
+  - a name the plan computes (an op's output, a gradient, a random draw, a copy), or a view
+    of one (rebuilt from its offset and strides);
+  - fn's argument i, or a view of it (the argument is then "received": bound, not guarded);
+  - the .data of a tensor that existed before the call (a parameter: read again every call);
+  - otherwise an object held by the plan (a constant fn made, or an array fn reached through
+    its closure): the same object, read again at replay.
+Anything the plan cannot reproduce "poisons" the trace: fn finishes eagerly (its results are
+eager's, recording never changes them), and compile falls back to eager for that signature.
+"""
+import numpy as np
+
+from ..autograd import next_seq
+
+ndarray = np.ndarray
+
+
+class Poison(Exception):
+    """Raised inside the recorder when the trace cannot be replayed (caught by the patches)."""
+
+
+class NodeInfo:
+    """A recorded op output: the names of its data and saved values, its inputs' names."""
+    __slots__ = ("name", "saved", "ins", "attrs", "tensor")
+
+    def __init__(self, name, saved, ins, attrs, tensor):
+        self.name, self.saved, self.ins, self.attrs, self.tensor = name, saved, ins, attrs, tensor
+
+
+class Recorder:
+    def __init__(self, flat_args):
+        self.seq0 = next_seq()              # tensors made before the call have smaller seqs
+        self.lines = []
+        self.ns = {"np": np, "ndarray": ndarray, "asarray": np.asarray}
+        self.const_names = {}               # id(object) -> global name
+        self.names = {}                     # id(array) -> local name, for arrays the plan has
+        self.keep = []                      # everything whose id is a key above (ids stay unique)
+        self.node = {}                      # id(tensor) -> NodeInfo
+        self.arg_tensor = {}                # id(tensor) -> argument index
+        self.arg_of_name = {}               # local name -> argument index
+        self.received = set()               # argument indices the plan reads
+        self.captured = {}                  # id(tensor) -> (name, tensor): pre-existing tensors read
+        self.preamble = []
+        self.draws = {}                     # local name of a random draw -> still unbound?
+        self.counter = 0
+        self.poisoned = None
+        self.depth = 0                      # > 0 inside a call recorded as a whole (opt.step, ...)
+        self.flat_args = flat_args
+        self.snapshots = {}                 # id(tensor) -> (its data, a copy) when first read
+        self.mutable = set()                # ids of tensors a recorded optimizer step updates
+        for i, a in enumerate(flat_args):
+            from ..tensor import Tensor
+            if isinstance(a, Tensor):
+                name = f"a{i}"
+                self.preamble.append(f"{name} = ARGS[{i}].data")
+                self.arg_tensor[id(a)] = i
+                self._name_array(a.data, name)
+                self.arg_of_name[name] = i
+            elif isinstance(a, ndarray):
+                name = f"a{i}"
+                self.preamble.append(f"{name} = ARGS[{i}]")
+                self._name_array(a, name)
+                self.arg_of_name[name] = i
+
+    # ---- names ----------------------------------------------------------------------------
+    def new(self, prefix):
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def emit(self, line):
+        self.lines.append(line)
+
+    def _name_array(self, a, name):
+        self.names[id(a)] = name
+        self.keep.append(a)
+
+    def const(self, obj):
+        """A global name for obj (held by the plan, read again at every replay)."""
+        name = self.const_names.get(id(obj))
+        if name is None:
+            name = self.const_names[id(obj)] = f"K{len(self.const_names)}"
+            self.ns[name] = obj
+            self.keep.append(obj)
+        return name
+
+    def computed(self, a, prefix="v"):
+        """A new local name for an array the plan computes (the caller emits its line)."""
+        name = self.new(prefix)
+        self._name_array(a, name)
+        return name
+
+    def lookup(self, a):
+        """The plan's expression for array a if a is (a view of) one it has, else None."""
+        name = self.names.get(id(a))
+        if name is None:
+            base = a.base
+            if isinstance(base, ndarray):
+                owner = self.names.get(id(base))
+                if owner is not None:
+                    name = self._view(owner, base, a)
+        if name is not None:
+            i = self.arg_of_name.get(name)
+            if i is not None:
+                self.received.add(i)
+            if name in self.draws:
+                self.draws[name] = False
+        return name
+
+    def _view(self, owner, base, a):
+        if not base.flags.c_contiguous:
+            raise Poison("a view of an array that compile cannot rebuild (not contiguous)")
+        offset = a.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        name = self.computed(a)
+        self.emit(f"{name} = ndarray({a.shape!r}, {self.const(a.dtype)}, buffer={owner}, "
+                  f"offset={offset}, strides={a.strides!r})")
+        i = self.arg_of_name.get(owner)
+        if i is not None:
+            self.received.add(i)
+        return name
+
+    def bind(self, a):
+        """The plan's expression for array a: one it has, or a held object."""
+        if not isinstance(a, ndarray):
+            return self.value(a)
+        name = self.lookup(a)
+        return name if name is not None else self.const(a)
+
+    def tensor_data(self, t):
+        """The plan's expression for tensor t's data where an op reads it."""
+        info = self.node.get(id(t))
+        if info is not None:
+            return info.name
+        i = self.arg_tensor.get(id(t))
+        if i is not None:
+            self.received.add(i)
+            return f"a{i}"
+        if t.seq < self.seq0:                       # a parameter, a buffer, a closure's tensor
+            got = self.captured.get(id(t))
+            if got is None:
+                name = f"c{len(self.captured)}"
+                self.captured[id(t)] = (name, t)
+                self.snapshots[id(t)] = (t.data, t.data.copy())
+                self.preamble.append(f"{name} = {self.const(t)}.data")
+                self._name_array(t.data, name)
+                return name
+            return got[0]
+        if t.op is not None:
+            raise Poison(f"a tensor made by an op compile did not record ({t.op.name})")
+        return self.bind(t.data)                    # a leaf made inside fn
+
+    def value(self, v):
+        """Source text for an attribute or argument value (arrays bound, the rest literal)."""
+        if isinstance(v, ndarray):
+            return self.bind(v)
+        if v is None or v is Ellipsis or isinstance(v, (bool, int, str)):
+            return "..." if v is Ellipsis else repr(v)
+        if isinstance(v, float) and np.isfinite(v):
+            return repr(v)
+        if isinstance(v, tuple):
+            return "(" + "".join(self.value(x) + ", " for x in v) + ")"
+        if isinstance(v, list):
+            return "[" + ", ".join(self.value(x) for x in v) + "]"
+        if isinstance(v, slice):
+            return f"slice({self.value(v.start)}, {self.value(v.stop)}, {self.value(v.step)})"
+        from ..tensor import Tensor
+        if isinstance(v, Tensor):
+            return self.tensor_data(v)
+        return self.const(v)
+
+    def poison(self, reason):
+        if self.poisoned is None:
+            self.poisoned = reason
+
+    # ---- recording ------------------------------------------------------------------------
+    def record_op(self, op, parents, attrs, t):
+        """t = op(*parents, **attrs) was just computed eagerly; emit its forward."""
+        from . import emit
+        ins = [self.tensor_data(p) for p in parents]
+        attr_src = {k: self.value(v) for k, v in attrs.items()}
+        name = self.computed(t.data)
+        saved = emit.forward(self, op, ins, attrs, attr_src, name, t)
+        if t.data.ndim == 0:
+            self.emit(f"if type({name}) is not ndarray: {name} = asarray({name})")
+        self.node[id(t)] = NodeInfo(name, saved, ins, attr_src, t)
+        self.keep.append(t)
+
+    def record_array(self, a, expr):
+        """a (a new array, no Tensor) is `expr` of names the plan has: emit it, name a."""
+        name = self.computed(a)
+        self.emit(f"{name} = {expr}")
+        return name
+
+    def call_value(self, v):
+        """Source for an argument of a call recorded as a whole: objects by identity."""
+        for i, a in enumerate(self.flat_args):
+            if a is v:
+                return f"ARGS[{i}]"
+        if v is None or isinstance(v, (bool, int, str)) or \
+                (isinstance(v, float) and np.isfinite(v)):
+            return repr(v)
+        if isinstance(v, (list, tuple)) and any(x is a for x in v for a in self.flat_args):
+            inner = ", ".join(self.call_value(x) for x in v)
+            return f"[{inner}]" if isinstance(v, list) else f"({inner},)"
+        return self.const(v)
+
+    def record_call(self, fn, args, kwargs, result):
+        """A call the plan makes as a whole (optimizer step, zero_grad, clipping)."""
+        src = ", ".join([self.call_value(a) for a in args] +
+                        [f"{k}={self.call_value(v)}" for k, v in kwargs.items()])
+        if isinstance(result, (ndarray, float, int)) and not isinstance(result, bool):
+            name = self.new("r")
+            self.names[id(result)] = name
+            self.keep.append(result)
+            self.emit(f"{name} = {self.const(fn)}({src})")
+        else:
+            self.emit(f"{self.const(fn)}({src})")
+
+    def record_draw(self, method, args, kwargs, result):
+        """A draw from mt's generator: the replay draws again, in the same order."""
+        if not isinstance(result, ndarray):
+            raise Poison(f"fn draws a number with generator().{method} (not an array an "
+                         f"op can read)")
+        from ..creation import generator
+        src = ", ".join([self.value(a) for a in args] +
+                        [f"{k}={self.value(v)}" for k, v in kwargs.items()])
+        name = self.computed(result, "d")
+        self.emit(f"{name} = {self.const(generator)}().{method}({src})")
+        self.draws[name] = True
+
+    def finish_source(self, out_src):
+        body = self.preamble + self.lines + [f"return {out_src}"]
+        return "def plan(ARGS):\n" + "".join(f"    {line}\n" for line in body)
