@@ -16,6 +16,11 @@ import numpy as np
 
 from ..autograd import next_seq
 
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:                     # NumPy < 2
+    from numpy import byte_bounds
+
 ndarray = np.ndarray
 
 
@@ -38,6 +43,7 @@ class Recorder:
         self.ns = {"np": np, "ndarray": ndarray, "asarray": np.asarray}
         self.const_names = {}               # id(object) -> global name
         self.names = {}                     # id(array) -> local name, for arrays the plan has
+        self.owners = {}                    # id(memory owner) -> [(name, contiguous array)]
         self.keep = []                      # everything whose id is a key above (ids stay unique)
         self.node = {}                      # id(tensor) -> NodeInfo
         self.arg_tensor = {}                # id(tensor) -> argument index
@@ -77,6 +83,9 @@ class Recorder:
     def _name_array(self, a, name):
         self.names[id(a)] = name
         self.keep.append(a)
+        if isinstance(a, ndarray) and a.flags.c_contiguous and a.size:
+            owner = a if a.base is None else a.base
+            self.owners.setdefault(id(owner), []).append((name, a))
 
     def const(self, obj):
         """A global name for obj (held by the plan, read again at every replay)."""
@@ -94,14 +103,10 @@ class Recorder:
         return name
 
     def lookup(self, a):
-        """The plan's expression for array a if a is (a view of) one it has, else None."""
+        """The plan's expression for array a if a is (a view into) one it has, else None."""
         name = self.names.get(id(a))
-        if name is None:
-            base = a.base
-            if isinstance(base, ndarray):
-                owner = self.names.get(id(base))
-                if owner is not None:
-                    name = self._view(owner, base, a)
+        if name is None and isinstance(a, ndarray) and a.base is not None and a.size:
+            name = self._view(a)
         if name is not None:
             i = self.arg_of_name.get(name)
             if i is not None:
@@ -110,17 +115,22 @@ class Recorder:
                 self.draws[name] = False
         return name
 
-    def _view(self, owner, base, a):
-        if not base.flags.c_contiguous:
-            raise Poison("a view of an array that compile cannot rebuild (not contiguous)")
-        offset = a.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-        name = self.computed(a)
-        self.emit(f"{name} = ndarray({a.shape!r}, {self.const(a.dtype)}, buffer={owner}, "
-                  f"offset={offset}, strides={a.strides!r})")
-        i = self.arg_of_name.get(owner)
-        if i is not None:
-            self.received.add(i)
-        return name
+    def _view(self, a):
+        """a shares memory with a contiguous array r the plan has (an argument's, a slice
+        of an op's output, ...): a rebuilt at replay from r's buffer, offset and strides."""
+        lo, hi = byte_bounds(a)
+        for owner_name, r in self.owners.get(id(a.base), ()):
+            start = r.__array_interface__["data"][0]
+            if start <= lo and hi <= start + r.nbytes and a.dtype.itemsize:
+                name = self.computed(a)
+                self.emit(f"{name} = ndarray({a.shape!r}, {self.const(a.dtype)}, "
+                          f"buffer={owner_name}, offset={a.__array_interface__['data'][0] - start}"
+                          f", strides={a.strides!r})")
+                i = self.arg_of_name.get(owner_name)
+                if i is not None:
+                    self.received.add(i)
+                return name
+        return None
 
     def bind(self, a):
         """The plan's expression for array a: one it has, or a held object."""
