@@ -90,7 +90,7 @@ def _plain_index(index):
     return all(type(i) in (int, slice) or i is None or i is Ellipsis for i in parts)
 
 
-def forward(rec, op, ins, attrs, attr_src, name, t):
+def forward(rec, op, parents, ins, attrs, attr_src, name):
     """Emit `name = op(*ins, **attrs)`; return the name of its saved value, or None."""
     args = ", ".join(ins)
     if op.ufunc is not None and not attrs:
@@ -100,7 +100,7 @@ def forward(rec, op, ins, attrs, attr_src, name, t):
             and active("getitem", "backward"):
         rec.emit(f"{name} = {ins[0]}[{attr_src['index']}]")
         return None
-    if op is ops.Linear and t.parents[0].data.ndim == 2 and active("linear", "forward") \
+    if op is ops.Linear and parents[0].data.ndim == 2 and active("linear", "forward") \
             and active("linear", "backward"):
         rec.emit(f"{name} = {ins[0]} @ {ins[1]}.T")
         if len(ins) == 3:

@@ -192,7 +192,7 @@ class Recorder:
         ins = [self.tensor_data(p) for p in parents]
         attr_src = {k: self.value(v) for k, v in attrs.items()}
         name = self.computed(t.data)
-        saved = emit.forward(self, op, ins, attrs, attr_src, name, t)
+        saved = emit.forward(self, op, parents, ins, attrs, attr_src, name)
         if t.data.ndim == 0:
             self.emit(f"if type({name}) is not ndarray: {name} = asarray({name})")
         self.node[id(t)] = NodeInfo(name, saved, ins, attr_src, t)
