@@ -110,6 +110,7 @@ def _init(orig):
         rec = active()
         orig(self, data, requires_grad, dtype)
         if rec is not None:
+            rec.seen[id(self)] = self
             src = data.data if isinstance(data, Tensor) else data
             if isinstance(src, ndarray):
                 dt = "None" if dtype is None else rec.const(dtype)

@@ -56,11 +56,13 @@ class Recorder:
         self.poisoned = None
         self.depth = 0                      # > 0 inside a call recorded as a whole (opt.step, ...)
         self.flat_args = flat_args
+        self.seen = {}                      # id(tensor) -> tensor, for every input an op read
         self.snapshots = {}                 # id(tensor) -> (its data, a copy) when first read
         self.mutable = set()                # ids of tensors a recorded optimizer step updates
         for i, a in enumerate(flat_args):
             from ..tensor import Tensor
             if isinstance(a, Tensor):
+                self.seen[id(a)] = a
                 name = f"a{i}"
                 self.preamble.append(f"{name} = ARGS[{i}].data")
                 self.arg_tensor[id(a)] = i
@@ -141,6 +143,7 @@ class Recorder:
 
     def tensor_data(self, t):
         """The plan's expression for tensor t's data where an op reads it."""
+        self.seen[id(t)] = t
         info = self.node.get(id(t))
         if info is not None:
             return info.name

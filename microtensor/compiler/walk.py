@@ -185,7 +185,7 @@ def sum_(rec, prev, g, s, owned):
     return Val(real, name)
 
 
-def _check_graph(rec, roots):
+def _check_graph(rec, roots, capture):
     """None if the walk can record this graph, else why not (checked before anything runs)."""
     stack, seen = list(roots), set()
     while stack:
@@ -197,7 +197,7 @@ def _check_graph(rec, roots):
         if meta is not None and (meta.hooks or meta.retain):
             return "a gradient hook or retain_grad() inside fn"
         if t.op is None:
-            if t.seq >= rec.seq0 and id(t) not in rec.arg_tensor:
+            if capture is None and t.seq >= rec.seq0 and id(t) not in rec.arg_tensor:
                 return "fn makes a tensor that requires grad (create it outside fn)"
             continue
         if id(t) not in rec.node:
@@ -211,7 +211,7 @@ def record_backward(rec, roots, root_grads, retain_graph=False, capture=None,
                     keep_grads=False):
     """run_backward's results, with its NumPy calls written into rec's plan. On anything the
     plan cannot hold, the trace is poisoned and the real run_backward runs instead."""
-    why = "backward(keep_grads=True) inside fn" if keep_grads else _check_graph(rec, roots)
+    why = "backward(keep_grads=True) inside fn" if keep_grads else _check_graph(rec, roots, capture)
     if why is None:
         try:
             return _walk(rec, roots, root_grads, retain_graph, capture)
@@ -288,6 +288,13 @@ def _walk(rec, roots, root_grads, retain_graph, capture):
         rec.emit(f"{rec.const(_store_grad)}({target}, {g.name}, {ours})")
         rec.names[id(t.grad)] = f"{target}.grad"     # read through the tensor, when needed
         rec.keep.append(t.grad)
+    if capture is not None:                     # mt.grad gives zeros for inputs not reached
+        for i in capture - captured.keys():
+            t = rec.seen.get(i)
+            if t is not None:
+                z = np.zeros_like(t.data)
+                rec.record_array(z, f"np.zeros_like({rec.tensor_data(t)})")
+                captured[i] = z
     if not retain_graph:
         for t in released:
             t.saved = RELEASED
