@@ -219,3 +219,126 @@ if __name__ == "__main__":      # python baselines.py NAME V H T B ROUNDS (bench
     import sys
     *sizes, rounds = map(int, sys.argv[2:])
     print(*fresh_process_step(sys.argv[1], *sizes, rounds))
+
+
+# ---- issue 17: compiled steps, jax.jit, torch.compile -----------------------------------------
+
+def _traced(runner):
+    """runner with its step compiled; the first (tracing) call is made here and timed."""
+    import time
+    compiled = mt.compile(runner.step)
+    start = time.perf_counter()
+    out = compiled()
+    runner.trace_seconds = time.perf_counter() - start
+    runner.first = out
+    runner.step = compiled
+    return runner
+
+
+def chain_compiled(h0, w, b, steps):
+    """The per-op chain through mt.compile: the plan replays the same NumPy calls."""
+    return _traced(chain_microtensor(h0, w, b, steps))
+
+
+def microtensor_compiled(params, xs, ys):
+    """models.VanillaRNN's training step through mt.compile."""
+    return _traced(microtensor_rnn(params, xs, ys))
+
+
+def jax_scan(params, xs, ys):
+    """jax.jit(value_and_grad) of the vanilla RNN over lax.scan, x64 for float64 inputs."""
+    import time
+    import jax
+    dtype = params["Wxh"].dtype
+    jax.config.update("jax_enable_x64", dtype == np.float64)
+    import jax.numpy as jnp
+    T, B, V = xs.shape
+
+    def loss_fn(p, xs, ys):
+        xp = xs @ p["Wxh"].T + p["bh"]
+
+        def cell(h, xp_t):
+            h = jnp.tanh(xp_t + h @ p["Whh"].T)
+            return h, h
+        _, hs = jax.lax.scan(cell, jnp.zeros((B, p["Whh"].shape[0]), dtype), xp)
+        logits = (hs @ p["Why"].T + p["by"]).reshape(T * B, -1)
+        logp = logits - jax.scipy.special.logsumexp(logits, axis=1, keepdims=True)
+        return -jnp.mean(logp[jnp.arange(T * B), ys.reshape(-1)])
+    step = jax.jit(jax.value_and_grad(loss_fn))
+    p = {k: jnp.asarray(params[k]) for k in PARAMS}
+    x, y = jnp.asarray(xs), jnp.asarray(ys)
+    start = time.perf_counter()
+    jax.block_until_ready(step(p, x, y))
+    trace = time.perf_counter() - start
+
+    def run():
+        return jax.block_until_ready(step(p, x, y))
+    runner = Runner(run, lambda out: (float(out[0]), {k: np.asarray(out[1][k]) for k in PARAMS}))
+    runner.trace_seconds = trace
+    return runner
+
+
+def torch_compiled(params, xs, ys):
+    """torch.compile of the composed-ops step (forward and backward)."""
+    import time
+    import torch
+    runner = torch_composed(params, xs, ys)
+    inner = runner.step
+    compiled = torch.compile(inner)
+    start = time.perf_counter()
+    compiled()
+    runner.trace_seconds = time.perf_counter() - start
+    runner.step = compiled
+    return runner
+
+
+def _mgu_cell():
+    from microtensor import nn
+    import microtensor.functional as F
+
+    class MGU(nn.RecurrentCell):                 # the README's cell
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.gate = nn.Linear(input_size + hidden_size, hidden_size)
+            self.cand = nn.Linear(input_size + hidden_size, hidden_size)
+
+        def forward(self, x, h):
+            f = self.gate(mt.concat([x, h], axis=1)).sigmoid()
+            return (1 - f) * h + f * self.cand(mt.concat([x, f * h], axis=1)).tanh()
+    return MGU, F
+
+
+def cell_step(kind, H=64, T=50, B=16, I=8, compiled=False, seed=0):
+    """One training step (forward, MSE loss, backward, Adam) of the README's MGU cell or
+    models.LSTM, eager or through mt.compile."""
+    from microtensor import nn
+    MGU, F = _mgu_cell()
+    mt.manual_seed(seed)
+    if kind == "mgu":
+        cell = MGU(I, H)
+        model = nn.ModuleDict({"cell": cell, "head": nn.Linear(H, 1)})
+
+        def features(xs):
+            return nn.unroll(cell, xs)[1]
+    else:
+        rnn = models.LSTM(I, H)
+        model = nn.ModuleDict({"rnn": rnn, "head": nn.Linear(H, 1)})
+
+        def features(xs):
+            return rnn(xs)[0][-1]
+    head = model["head"]
+    params = list(model.parameters())
+    opt = mt.optim.Adam(params, lr=1e-3)
+    rng = np.random.default_rng(seed)
+    xs = mt.tensor(rng.standard_normal((T, B, I)))
+    target = mt.tensor(rng.standard_normal((B, 1)))
+
+    def step():
+        opt.zero_grad()
+        loss = F.mse_loss(head(features(xs)), target)
+        loss.backward()
+        opt.step()
+        return loss
+    runner = Runner(step, lambda loss: (loss.item(), {f"p{i}": p.grad
+                                                      for i, p in enumerate(params)}))
+    return _traced(runner) if compiled else runner

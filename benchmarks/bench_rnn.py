@@ -324,6 +324,133 @@ def bench_long(T):
     return rows
 
 
+# ---- 5. issue 17: compiled steps (mt.compile), jax.jit, torch.compile -------------------
+
+COMPILE_TARGETS = {(65, 100, 25, 1): "≤ 0.8× jax.jit and ≤ 1.3× hoisted",
+                   (65, 256, 50, 32): "≤ 0.95× jax.jit and ≤ 1.02× hoisted",
+                   (65, 1024, 50, 64): "≤ 1.02× hoisted, ahead of jax.jit"}
+
+
+def _jax_single_threaded():
+    """XLA flags for one CPU thread (before jax is imported); False if jax is missing."""
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                       "intra_op_parallelism_threads=1")
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _cpu_wall(step, n=5):
+    """CPU time / wall time over n calls (≈ 1 when single-threaded)."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.process_time() - c0) / max(time.perf_counter() - w0, 1e-9)
+
+
+def bench_compiled(quick, with_torch_compile=True):
+    """Rows of issue 17's table, each implementation verified against the hand BPTT first."""
+    has_jax = _jax_single_threaded()
+    rows, notes = [], []
+    # per-op replay of the 2,001-op chain
+    rng = np.random.default_rng(0)
+    h0, w, b = rng.standard_normal(8) * 0.5, rng.standard_normal(8) * 0.5, rng.standard_normal(8) * 0.1
+    runners = {"NumPy, hand backward": baselines.chain_numpy(h0, w, b, CHAIN_STEPS),
+               "microtensor eager": baselines.chain_microtensor(h0, w, b, CHAIN_STEPS),
+               "microtensor compiled": baselines.chain_compiled(h0, w, b, CHAIN_STEPS)}
+    trace = runners["microtensor compiled"].trace_seconds
+    ok, errors, failures, seconds = checked(runners, 0.0)       # bitwise: error exactly 0
+    times = interleaved(ok, rounds_for(6, seconds, quick))
+    ref = times["NumPy, hand backward"]
+    eager_ms = statistics.median(times["microtensor eager"]) * 1e3 if "microtensor eager" in ok else float("nan")
+    for name in runners:
+        if name in failures:
+            rows.append({"what": f"per-op chain: {name}", "compiled": failures[name]})
+            continue
+        us = statistics.median(times[name]) / (3 * CHAIN_STEPS) * 1e6
+        med = ratio_stats(times[name], ref)[0]
+        row = {"what": f"per-op chain (2,001 ops): {name}", "compiled": f"{us:.2f} µs/op, {med:.2f}×"}
+        if name == "microtensor compiled":
+            row.update(trace=f"{trace * 1e3:.0f} ms = {trace * 1e3 / eager_ms:.1f} eager steps",
+                       target="≤ 1.2× the NumPy loop", met=_met(med <= 1.2))
+        rows.append(row)
+    # training steps
+    for dtype in (np.float64, np.float32):
+        for size, _, budget in STEP_SIZES:
+            V, H, T, B = size
+            _progress(f"compiled training step {size} {np.dtype(dtype).name} ...")
+            params, xs, ys = baselines.rnn_problem(V, H, T, B, dtype)
+            makers = {REFERENCE: baselines.hand_tutorial, "hoisted": baselines.hand_hoisted,
+                      "eager": baselines.microtensor_rnn, "compiled": baselines.microtensor_compiled}
+            if has_jax:
+                makers["jax.jit"] = baselines.jax_scan
+            if torch is not None and with_torch_compile:
+                makers["torch.compile"] = baselines.torch_compiled
+            runners, traces = {}, {}
+            for name, make in makers.items():
+                try:
+                    runners[name] = make(params, xs, ys)
+                    traces[name] = getattr(runners[name], "trace_seconds", None)
+                except Exception as e:                       # an optional baseline that fails
+                    notes.append(f"{name} at {size} {np.dtype(dtype).name}: {type(e).__name__}: "
+                                 f"{str(e).splitlines()[0][:120]}")
+            ok, errors, failures, seconds = checked(runners, TOLERANCE[dtype])
+            if "jax.jit" in ok:
+                notes.append(f"jax.jit at {size} {np.dtype(dtype).name}: CPU/wall "
+                             f"{_cpu_wall(ok['jax.jit'].step):.2f}")
+            times = interleaved(ok, rounds_for(budget, seconds, quick))
+            ref = times[REFERENCE]
+            stats = {n: ratio_stats(times[n], ref)[0] for n in ok}
+            row = {"what": f"training step V={V} H={H} T={T} B={B}, {np.dtype(dtype).name}"}
+            for name in makers:
+                key = name.replace(".", "_").replace(" ", "_")
+                if name in failures:
+                    row[key] = failures[name]
+                elif name in stats:
+                    row[key] = f"{stats[name]:.2f}"
+            row["compiled"] = f"**{stats['compiled']:.2f}**" if "compiled" in stats else row.get("compiled")
+            step_ms = statistics.median(times["eager"]) * 1e3 if "eager" in times else float("nan")
+            row["trace"] = "; ".join(f"{n}: {t * 1e3:.0f} ms" for n, t in traces.items() if t) + \
+                f" (eager step {step_ms:.1f} ms)"
+            target = COMPILE_TARGETS[size]
+            met = None
+            if "compiled" in stats:
+                c, ho = stats["compiled"], stats["hoisted"]
+                jx = stats.get("jax.jit")
+                if size[1] == 100:
+                    met = c <= 1.3 * ho and (jx is None or c <= 0.8 * jx)
+                elif size[1] == 256:
+                    met = c <= 1.02 * ho and (jx is None or c <= 0.95 * jx)
+                else:
+                    met = c <= 1.02 * ho and (jx is None or c < jx)
+            row.update(target=target, met=_met(bool(met)) if met is not None else "")
+            rows.append(row)
+    # the README's MGU cell and models.LSTM
+    for kind in ("mgu", "lstm"):
+        _progress(f"compiled {kind} H=64 T=50 B=16 ...")
+        eager = baselines.cell_step(kind)
+        compiled = baselines.cell_step(kind, compiled=True)
+        e1 = eager.read(eager.step())                       # the call the trace stands for
+        first = compiled.read(compiled.first)
+        e2, c2 = eager.read(eager.step()), compiled.read(compiled.step())
+        same = all(e[0] == c[0] and all(np.array_equal(e[1][k], c[1][k]) for k in e[1])
+                   for e, c in ((e1, first), (e2, c2)))
+        times = interleaved({"eager": eager, "compiled": compiled}, rounds_for(6, 0.05, quick))
+        speed = statistics.median([a / b for a, b in zip(times["eager"], times["compiled"])])
+        e_ms = statistics.median(times["eager"]) * 1e3
+        name = "the README's MGU cell" if kind == "mgu" else "models.LSTM"
+        rows.append({"what": f"{name}, H=64 T=50 B=16, training step (Adam)",
+                     "eager": f"{e_ms:.2f} ms",
+                     "compiled": f"**{statistics.median(times['compiled']) * 1e3:.2f} ms: "
+                                 f"{speed:.1f}× faster**" + ("" if same else " NOT bitwise equal"),
+                     "trace": f"{compiled.trace_seconds * 1e3:.0f} ms = "
+                              f"{compiled.trace_seconds * 1e3 / e_ms:.1f} eager steps",
+                     "target": "compiled ≥ 3× faster", "met": _met(speed >= 3 and same)})
+    return rows, notes
+
+
 # ---- profile ---------------------------------------------------------------------------
 
 def profile(steps):
@@ -439,6 +566,18 @@ def report(args):
     return "\n\n".join(sections) + "\n"
 
 
+def compiled_report(args):
+    settle_allocator()
+    rows, notes = bench_compiled(args.quick, not args.no_torch_compile)
+    table = markdown_table(
+        [("what", "what"), ("hoisted hand BPTT", "hoisted"), ("jax.jit", "jax_jit"),
+         ("torch.compile", "torch_compile"), ("eager", "eager"), ("**compiled**", "compiled"),
+         ("trace / compile time", "trace"), ("target", "target"), ("", "met")], rows)
+    return (f"# microtensor compiled steps (issue 17)\n\n{machine_header()}\n\nRatios are to "
+            f"the tutorial-style hand BPTT (median of per-round ratios; lower is faster).\n\n"
+            f"{table}\n\n" + "".join(f"- {n}\n" for n in notes))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -450,6 +589,11 @@ def main(argv=None):
                              "V=65 H=100 T=25 B=1 (cProfile, and pyinstrument if installed)")
     parser.add_argument("--profile-steps", type=int, default=200, metavar="N",
                         help="training steps to profile (default 200)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="only issue 17's table: mt.compile against eager, the hand BPTT, "
+                             "jax.jit and torch.compile")
+    parser.add_argument("--no-torch-compile", action="store_true",
+                        help="leave torch.compile out of the compiled table")
     parser.add_argument("--long-worker", nargs=3, metavar=("NAME", "T", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -459,7 +603,7 @@ def main(argv=None):
     if args.profile:
         return profile(args.profile_steps)
     start = time.perf_counter()
-    text = report(args)
+    text = compiled_report(args) if args.compiled else report(args)
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as f:
