@@ -37,6 +37,7 @@ from microtensor.models.charlm import (CharLM, DataError, Vocab, batches, bptt_d
                                        load_corpus, memory_estimate, parameter_count, save_checkpoint)
 
 CHECKPOINT = "checkpoint.npz"
+EAGER_STEPS = 50                        # --compile: steps run eagerly first, to print both speeds
 OPTIMIZERS = {"adam": (mt.optim.Adam, 2e-3), "adagrad": (mt.optim.Adagrad, 0.1),
               "sgd": (mt.optim.SGD, 0.3)}
 DEFAULTS = dict(cell="rnn", hidden=128, seq_len=25, batch=32, optimizer="adam", lr=None,
@@ -123,6 +124,9 @@ def parse_args(argv=None):
     p.add_argument("--resume", type=Path, metavar="PATH", help="continue the run saved in "
                    "this checkpoint exactly where it stopped; options left out are taken "
                    "from it, and options that define the run must match it")
+    p.add_argument("--compile", action="store_true", help="train with mt.compile: the first "
+                   "50 steps run eagerly, the rest replay a traced step (bitwise the same "
+                   "training); both speeds are printed")
     p.add_argument("--force", action="store_true", help="let a fresh run overwrite a "
                    "checkpoint already in --out")
     return p.parse_args(argv)
@@ -454,6 +458,17 @@ def main(argv=None):
             raise UsageError(f"cannot save into '{out}': {e} (any checkpoint saved there "
                              f"before is intact)") from None
 
+    def train_step(xs, ys, state):
+        opt.zero_grad()
+        loss, state = model.loss(xs, ys, state)
+        loss.backward()
+        if cfg["clip"]:
+            mt.nn.utils.clip_grad_norm_(params, cfg["clip"])
+        opt.step()
+        return loss, mt.nn.detach_state(state)
+    compiled_step = mt.compile(train_step)      # --compile (issue 17): the same step, replayed
+    times = {True: [0.0, 0], False: [0.0, 0]}   # eager?: [seconds, steps]
+
     first_step, start, train_time = step, time.perf_counter(), 0.0
     try:
         with Interrupt() as interrupt, Progress(steps, step) as progress:
@@ -463,18 +478,15 @@ def main(argv=None):
                 tick = time.perf_counter()
                 if fresh:
                     state = model.initial_state(B)
-                opt.zero_grad()
-                loss, state = model.loss(xs, ys, state)
-                loss.backward()
-                if cfg["clip"]:
-                    mt.nn.utils.clip_grad_norm_(params, cfg["clip"])
-                opt.step()
-                state = mt.nn.detach_state(state)
+                eager = not args.compile or step - first_step < EAGER_STEPS
+                loss, state = (train_step if eager else compiled_step)(xs, ys, state)
                 step += 1
                 losses.append(loss.item())
                 smooth.append(decay * (smooth[-1] if smooth else math.log(len(vocab)))
                               + (1 - decay) * losses[-1])
                 train_time += time.perf_counter() - tick
+                times[eager][0] += time.perf_counter() - tick
+                times[eager][1] += 1
                 rate = (step - first_step) * B * T / train_time
                 progress.update(step, f"loss {losses[-1]:.3f}, smoothed {smooth[-1]:.3f}, "
                                       f"{rate:,.0f} chars/s")
@@ -523,6 +535,10 @@ def main(argv=None):
           f"{done * B * T / max(train_time, 1e-9):,.0f} chars/s); smoothed loss "
           f"{smooth[0] if smooth else nan:.3f} at step 1 -> {smooth[-1] if smooth else nan:.3f} "
           f"at step {step} (ln V = {math.log(len(vocab)):.3f})")
+    if args.compile:
+        print("speed: " + ", ".join(f"{'eager' if k else 'compiled'} {n * B * T / max(sec, 1e-9):,.0f} "
+                                    f"chars/s over {n} steps" for k, (sec, n) in times.items() if n)
+              + f" ({compiled_step.counts['replayed']} replayed, {compiled_step.counts['traced']} traced)")
     return 0
 
 
