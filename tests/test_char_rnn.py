@@ -261,7 +261,7 @@ def test_help_explains_every_option(script, tmp_path):
         assert options == ["--help", "--data", "--cell", "--hidden", "--seq-len", "--batch",
                            "--optimizer", "--lr", "--clip", "--steps", "--seed", "--dtype",
                            "--sample-every", "--temperature", "--save-every", "--out",
-                           "--resume", "--force"]
+                           "--resume", "--compile", "--force"]
 
 
 # ---- run folders ------------------------------------------------------------------------------
