@@ -7,7 +7,7 @@ import pytest
 
 import microtensor as mt
 import microtensor.functional as F
-import models
+from microtensor import models
 from microtensor import nn
 
 from .helpers import run_both, same
