@@ -1,0 +1,1 @@
+"""A differential fuzzer: random programs run in microtensor, in torch and by finite differences."""

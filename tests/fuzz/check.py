@@ -1,0 +1,201 @@
+"""check(program): every comparison the fuzzer makes on one program, collected in a Report."""
+import numpy as np
+
+import microtensor as mt
+
+from .run import (FD_STEP, TOL_FD, TOL_FLOAT32, TOL_SAME, TOL_TORCH, Report, StmtError,
+                  _fmt, _grads, compare, execute, near_kink)
+from .vocab import CALLS, torch
+
+PHASES = ("mt", "torch", "float32", "fd")
+
+
+def check(program, phases=PHASES):
+    """Run the program and compare: loss and gradients (backward, mt.grad, a retained
+    intermediate, two accumulating backwards) with torch in float64; a float32 run with the
+    float64 one; every leaf's gradient with central differences (outside the kink pass)."""
+    r = Report(program)
+    with np.errstate(all="ignore"):
+        if not program.kinks:
+            r.rejected = near_kink(program)
+            if r.rejected:
+                return r
+        got = _mt_phase(r, program)
+        if r.rejected or got is None:
+            return r
+        if "torch" in phases and torch is not None:
+            _torch_phase(r, program, got)
+        if "float32" in phases:
+            _float32_phase(r, program, got)
+        if "fd" in phases and not program.kinks:
+            _fd_phase(r, program, got)
+    return r
+
+
+def _watch(program, env):
+    names = [leaf.name for leaf in program.leaves] + ([program.retain] if program.retain else [])
+    return names, [env[n] for n in names]
+
+
+def _forward(r, program, dtype="float64"):
+    """(env, loss) in microtensor, or None after recording why not."""
+    try:
+        return execute(program, "mt", dtype)
+    except StmtError as e:
+        c = CALLS[e.stmt.op]
+        raw = [np.asarray(a.data) if isinstance(a, mt.Tensor) else a for a in e.args]
+        if isinstance(e.error, mt.MicrotensorError) and c.may_reject and c.may_reject(*raw):
+            r.rejected = f"microtensor refuses {e.stmt.op}: {e.error}"
+        else:
+            r.fail(f"crash in forward: {type(e.error).__name__}", str(e))
+        return None
+
+
+def _types(r, what, names, ts, grads):
+    """Every gradient an ndarray of its tensor's shape and dtype (not a NumPy scalar)."""
+    for n, t, g in zip(names, ts, grads):
+        if g is not None and (type(g) is not np.ndarray or g.shape != t.shape
+                              or g.dtype != t.dtype):
+            r.fail("grad type", f"{what} of {n} is {type(g).__name__} of shape {np.shape(g)} "
+                                f"and dtype {getattr(g, 'dtype', '?')}; {n} is {t.shape} {t.dtype}")
+
+
+def _crash(r, where, e):
+    r.fail(f"crash in {where}: {type(e).__name__}", f"{type(e).__name__}: {e}")
+
+
+def _mt_phase(r, program):
+    """mt.grad, then two backward(retain_graph=True): the gradients of each, or None."""
+    fwd = _forward(r, program)
+    if fwd is None:
+        return None
+    env, loss = fwd
+    names, ts = _watch(program, env)
+    got = {"loss": float(loss.data), "names": names, "grad": None, "backward": None}
+    try:
+        got["grad"] = list(mt.grad(loss, ts, retain_graph=True))
+        if any(t.grad is not None for t in ts):
+            r.fail("mt.grad wrote .grad", "after mt.grad: " + ", ".join(
+                n for n, t in zip(names, ts) if t.grad is not None))
+    except Exception as e:
+        _crash(r, "mt.grad", e)
+    try:
+        loss.backward(retain_graph=True)
+    except Exception as e:
+        _crash(r, "backward", e)
+        return got
+    g1 = got["backward"] = _grads(ts)
+    _types(r, ".grad", names, ts, [t.grad for t in ts])
+    if got["grad"] is not None:
+        _types(r, "mt.grad", names, ts, got["grad"])
+    if got["grad"] is not None:
+        compare(r, "mt.grad vs backward", names, got["grad"], g1, TOL_SAME, "mt.grad", "backward")
+    try:
+        loss.backward(retain_graph=True)
+    except Exception as e:
+        _crash(r, "second backward", e)
+        return got
+    g2 = _grads(ts)
+    twice = [None if g is None else 2 * g for g in g1]
+    n_leaves = len(program.leaves)
+    compare(r, "accumulation (leaf)", names[:n_leaves], g2[:n_leaves], twice[:n_leaves],
+            TOL_SAME, "two backwards", "2 × one")
+    compare(r, "accumulation (retained)", names[n_leaves:], g2[n_leaves:], twice[n_leaves:],
+            TOL_SAME, "two backwards", "2 × one")
+    return got
+
+
+def _torch_phase(r, program, got):
+    try:
+        env, loss = execute(program, "torch")
+        loss.backward(retain_graph=True)
+    except Exception as e:              # torch refusing a program is the fuzzer's bug
+        r.fail(f"torch refused the program: {type(e).__name__}", str(e))
+        return
+    names, ts = _watch(program, env)
+    want = [None if t.grad is None else t.grad.numpy() for t in ts]
+    scale = sum(float(np.sum(np.abs(env[n].detach().numpy()) * np.abs(w)))
+                for n, w in program.loss)
+    tl = float(loss.detach())
+    if abs(got["loss"] - tl) > TOL_TORCH * max(abs(tl), scale, 1e-300):
+        r.fail("loss vs torch", f"loss: microtensor {got['loss']!r} vs torch {tl!r}")
+    r.expected = [f"torch {torch.__version__}: loss = {tl!r}"] + [
+        f"torch: {n}.grad = {_fmt(w)}" for n, w in zip(names, want)]
+    n_leaves = len(program.leaves)
+    if got["backward"] is not None:
+        compare(r, "backward vs torch", names[:n_leaves], got["backward"][:n_leaves],
+                want[:n_leaves], TOL_TORCH)
+        compare(r, "retained vs torch", names[n_leaves:], got["backward"][n_leaves:],
+                want[n_leaves:], TOL_TORCH)
+    if got["grad"] is not None:
+        compare(r, "mt.grad vs torch", names, got["grad"], want, TOL_TORCH, "mt.grad")
+
+
+def _float32_phase(r, program, got):
+    fwd = _forward(r, program, "float32")
+    if fwd is None:
+        return
+    env, loss = fwd
+    wrong = [n for n, t in env.items() if t.dtype.kind == "f" and t.dtype != np.float32]
+    if loss.dtype != np.float32:
+        wrong.append("loss")
+    if wrong:
+        r.fail("float32 dtype: forward", "float64 values in a float32 run: " + ", ".join(wrong))
+    names, ts = _watch(program, env)
+    try:
+        g = mt.grad(loss, ts, retain_graph=True)
+        bad = [n for n, a in zip(names, g) if np.asarray(a).dtype != np.float32]
+        if bad:
+            r.fail("float32 dtype: mt.grad", "mt.grad gives non-float32 for " + ", ".join(bad))
+        loss.backward()
+    except Exception as e:
+        _crash(r, "float32 run", e)
+        return
+    g32 = _grads(ts)
+    bad = [n for n, a in zip(names, g32) if a is not None and a.dtype != np.float32]
+    if bad:
+        r.fail("float32 dtype: .grad", ".grad is not float32 for " + ", ".join(bad))
+    if got["backward"] is not None:
+        compare(r, "float32 values", names, g32, got["backward"], TOL_FLOAT32, "float32",
+                "float64", floor=1e-2)
+
+
+def fd_loss(program, values):
+    """The loss of the microtensor forward at these leaf values, in float64, with every cast
+    taken as the identity it is to first order (its rounding would swamp the differences)."""
+    with mt.no_grad():
+        _, loss = execute(program, values=values, requires_grad=False,
+                          replace={"roundtrip": lambda a: a})
+    return float(loss.data)
+
+
+def _fd_phase(r, program, got):
+    g = got["backward"] or got["grad"]
+    if g is None:
+        return
+    rng = np.random.default_rng(program.seed)
+    x = [leaf.value for leaf in program.leaves]
+    total = np.sqrt(sum(float(np.sum(np.square(a))) for a in g[:len(x)] if a is not None))
+    size = abs(got["loss"]) + 1.0
+    for i, leaf in enumerate(program.leaves):
+        gi = np.zeros(leaf.value.shape) if g[i] is None else np.asarray(g[i], dtype=float)
+        for _ in range(1 if leaf.value.size <= 2 else 2):
+            v = rng.standard_normal(leaf.value.shape)
+            v /= np.sqrt(np.sum(v * v))
+
+            def diff(h):
+                up = [a + h * v if j == i else a for j, a in enumerate(x)]
+                down = [a - h * v if j == i else a for j, a in enumerate(x)]
+                return (fd_loss(program, up) - fd_loss(program, down)) / (2 * h)
+
+            try:
+                numeric = (4 * diff(FD_STEP / 2) - diff(FD_STEP)) / 3
+            except StmtError:
+                return
+            analytic = float(np.sum(gi * v))
+            tol = TOL_FD * (np.sqrt(np.sum(gi * gi)) + 1e-3 * total + 1e-6) + 1e-10 * size
+            if not abs(numeric - analytic) <= tol:
+                r.fail("finite differences", f"{leaf.name}: d loss along a random direction: "
+                                             f"backward {analytic!r}, central differences "
+                                             f"{numeric!r}")
+                break
