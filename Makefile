@@ -15,7 +15,7 @@ export MKL_NUM_THREADS ?= 1
 # the extras `make setup` installs: dev (tests, examples); add test for the pinned CPU torch
 EXTRAS ?= dev
 
-.PHONY: setup main test bench lint docs
+.PHONY: setup main test bench lint docs fuzz
 
 setup:
 	@PYTHON=$(PYTHON) EXTRAS=$(EXTRAS) bash scripts/setup.sh
@@ -38,3 +38,14 @@ lint: setup
 docs: EXTRAS := docs
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
+
+# The fuzzer's long profile: FUZZ_COUNT random programs (or FUZZ_MINUTES) from FUZZ_SEED, then
+# a kink pass a fifth as long; e.g. `make fuzz FUZZ_COUNT=20000` or `make fuzz FUZZ_MINUTES=10`.
+# It compares with torch, so it installs the test extra (the pinned CPU torch).
+FUZZ_COUNT ?= 5000
+FUZZ_SEED ?= 0
+
+fuzz: EXTRAS := test
+fuzz: setup
+	$(PYTHON) -m tests.fuzz $(if $(FUZZ_MINUTES),--minutes $(FUZZ_MINUTES),--count $(FUZZ_COUNT)) \
+		--seed $(FUZZ_SEED) --with-kinks

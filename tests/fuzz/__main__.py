@@ -18,11 +18,13 @@ def parse(argv):
     ap.add_argument("--minutes", type=float, help="stop after this long")
     ap.add_argument("--seed", type=int, default=0, help="the first seed (then seed+1, …)")
     ap.add_argument("--kinks", action="store_true",
-                    help="the kink pass: values exactly at kinks and ties, against torch only")
+                    help="only the kink pass: values exactly at kinks and ties, against torch")
+    ap.add_argument("--with-kinks", action="store_true",
+                    help="after the programs, a kink pass a fifth as long (what `make fuzz` runs)")
     ap.add_argument("--force", metavar="OP", help="every program records this registered op")
     ap.add_argument("--length", type=int, help="statements per program (default 4-15)")
     ap.add_argument("--examples", type=int, default=3,
-                    help="failures of each kind to minimise, to tell causes apart (default 2)")
+                    help="failures of each kind to minimise, to tell causes apart (default 3)")
     ap.add_argument("--print", action="store_true", help="print every program as Python")
     args = ap.parse_args(argv)
     if args.count is None and args.minutes is None:
@@ -36,51 +38,58 @@ def _first(report, kind):
     return type(report)(report.program, fs, report.rejected, report.expected)
 
 
-def main(argv=None):
-    args = parse(argv)
+def run(args, kinks, count, minutes):
+    """One pass: count programs (or minutes) from args.seed; the number that failed."""
     start = time.monotonic()
-    deadline = start + 60 * args.minutes if args.minutes else float("inf")
+    deadline = start + 60 * minutes if minutes else float("inf")
     by_kind, rejected, failed, n, seed = defaultdict(list), 0, 0, 0, args.seed
     last_note = start
-    while (args.count is None or n < args.count) and time.monotonic() < deadline:
-        p = generate(seed, kinks=args.kinks, force=args.force, length=args.length)
+    while (count is None or n < count) and time.monotonic() < deadline:
+        p = generate(seed, kinks=kinks, force=args.force, length=args.length)
         if args.print:
             print(to_python(p))
         r = check(p)
         n, seed = n + 1, seed + 1
         if r.rejected:
             rejected += 1
-        else:
-            for kind in r.kinds:              # a program can show several causes at once
-                by_kind[kind].append(r)
-        failed += not r.ok and not r.rejected
+        for kind in r.kinds:              # a program can show several causes at once
+            by_kind[kind].append(r)
+        failed += not r.ok
         if time.monotonic() - last_note > 30:
             last_note = time.monotonic()
             print(f"… {n} programs, {failed} failing, {last_note - start:.0f} s", file=sys.stderr)
-    which = "kink-pass programs" if args.kinks else "programs"
-    ref = f"torch {torch.__version__} and " if torch is not None and not args.kinks else \
-        f"torch {torch.__version__}" if torch is not None else ""
+    which = "kink-pass programs" if kinks else "programs"
+    ref = [f"torch {torch.__version__}"] if torch is not None else []
+    ref += [] if kinks else ["central differences"]
     print(f"{n} {which} (seeds {args.seed}–{seed - 1}) in {time.monotonic() - start:.0f} s "
-          f"against {ref}{'' if args.kinks else 'central differences'}: "
-          f"{n - failed - rejected} passed, {failed} failed, {rejected} not checked")
-    for kind, reports in sorted(by_kind.items(), key=lambda kv: -len(kv[1])):
+          f"against {' and '.join(ref) or 'nothing (no torch)'}: "
+          f"{n - failed - rejected} passed, {failed} failed, {rejected} not checked", flush=True)
+    ranked = sorted(by_kind.items(), key=lambda kv: -len(kv[1]))
+    for kind, reports in ranked:
         seeds = ", ".join(str(r.program.seed) for r in reports[:8])
         print(f"  {len(reports):6d}  {kind}  (seeds {seeds}{', …' if len(reports) > 8 else ''})")
     shown = set()
-    for kind, reports in sorted(by_kind.items(), key=lambda kv: -len(kv[1])):
+    flags = (" --kinks" if kinks else "") + (f" --force {args.force}" if args.force else "") \
+        + (f" --length {args.length}" if args.length else "")
+    for kind, reports in ranked:
         for r in reports[:args.examples]:
             small = minimize(r.program, kind, seconds=10)
-            r = _first(r, kind)
             key = (kind, tuple(sorted(set(small.ops()))))
-            if key in shown:
-                continue
-            shown.add(key)
-            flags = " --kinks" if args.kinks else ""
-            flags += f" --force {args.force}" if args.force else ""
-            flags += f" --length {args.length}" if args.length else ""
-            print()
-            print(explain(r, small=small, how_to_rerun=f"python -m tests.fuzz --seed "
-                                                        f"{r.program.seed} --count 1{flags}"))
+            if key not in shown:      # one explanation per kind and set of statements
+                shown.add(key)
+                rerun = f"python -m tests.fuzz --seed {r.program.seed} --count 1{flags}"
+                print("\n" + explain(_first(r, kind), small=small, how_to_rerun=rerun),
+                      flush=True)
+    return failed
+
+
+def main(argv=None):
+    args = parse(argv)
+    failed = run(args, args.kinks, args.count, args.minutes)
+    if args.with_kinks and not args.kinks:
+        print()
+        failed += run(args, True, args.count and max(1, args.count // 5),
+                      args.minutes and args.minutes / 5)
     return 1 if failed else 0
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import microtensor as mt
 
 from .run import (FD_STEP, TOL_FD, TOL_FLOAT32, TOL_SAME, TOL_TORCH, Report, StmtError,
-                  _fmt, _grads, compare, execute, near_kink)
+                  _fmt, _grads, compare, execute, loss_terms, near_kink)
 from .vocab import CALLS, torch
 
 PHASES = ("mt", "torch", "float32", "fd")
@@ -56,8 +56,9 @@ def _types(r, what, names, ts, grads):
     for n, t, g in zip(names, ts, grads):
         if g is not None and (type(g) is not np.ndarray or g.shape != t.shape
                               or g.dtype != t.dtype):
-            r.fail("grad type", f"{what} of {n} is {type(g).__name__} of shape {np.shape(g)} "
-                                f"and dtype {getattr(g, 'dtype', '?')}; {n} is {t.shape} {t.dtype}")
+            kind = "a NumPy scalar" if isinstance(g, np.generic) else type(g).__name__
+            r.fail("grad type", f"{what} of {n} is {kind} of shape {np.shape(g)} and dtype "
+                                f"{getattr(g, 'dtype', '?')}; {n} is an array {t.shape} {t.dtype}")
 
 
 def _crash(r, where, e):
@@ -79,6 +80,13 @@ def _mt_phase(r, program):
                 n for n, t in zip(names, ts) if t.grad is not None))
     except Exception as e:
         _crash(r, "mt.grad", e)
+    if len(program.loss) > 1 and got["grad"] is not None:   # the same, one output per term
+        try:
+            by_term = mt.grad(loss_terms(program, env), ts, retain_graph=True)
+            compare(r, "mt.grad of the terms", names, list(by_term), got["grad"], TOL_SAME,
+                    "mt.grad(terms)", "mt.grad(loss)")
+        except Exception as e:
+            _crash(r, "mt.grad of the terms", e)
     try:
         loss.backward(retain_graph=True)
     except Exception as e:

@@ -17,7 +17,7 @@ from .vocab import CALLS
 MAX_SIZE = 48            # elements per value (the big-linear pattern excepted)
 MAX_ABS = 20.0           # |value| bound, so central differences stay accurate
 BIG_ROWS = (4096, 4100, 5000)
-REUSE_WEIGHT = {0: 2.0, 1: 2.5, 2: 3.0, 3: 1.0}     # uses so far → weight: 3+ uses common
+REUSE_WEIGHT = {0: 1.0, 1: 3.0, 2: 5.0, 3: 2.0}     # uses so far → weight: 3+ uses common
 GRID = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
 
 
@@ -89,7 +89,7 @@ class Builder:
         if not names:
             return None
         recent = set(list(self.vals)[-3:])
-        w = np.array([REUSE_WEIGHT.get(self.uses[n], 0.15) * (2.5 if self.vals[n].ndim == 0
+        w = np.array([REUSE_WEIGHT.get(self.uses[n], 0.3) * (2.5 if self.vals[n].ndim == 0
                       else 1.0) * (1.5 if n in recent else 1.0) for n in names])
         return names[int(self.rng.choice(len(names), p=w / w.sum()))]
 

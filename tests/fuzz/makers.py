@@ -175,13 +175,13 @@ def softmax(b, op=None):
 
 
 def _matrix(b):
-    """A 2-D value (N, C), or one made by reshaping a value of size ≥ 2."""
+    """A 2-D value (N, C), one made by reshaping a value of size ≥ 2, or a new leaf."""
     z = b.pick(lambda s: len(s) == 2)
     if z is not None and b.coin(0.8):
         return z
     z = b.pick(lambda s: int(np.prod(s)) >= 2)
     if z is None:
-        return None
+        return b.leaf((int(b.rng.integers(1, 4)), int(b.rng.integers(2, 5))))
     n = int(np.prod(b.shape(z)))
     d = b.choose([d for d in range(1, n + 1) if n % d == 0])
     return b.emit("reshape", (Ref(z),), {"shape": (d, n // d)})
@@ -324,7 +324,7 @@ def broadcast_to(b):
 
 
 def getitem(b, form=None):
-    a = b.pick()
+    a = (b.pick(lambda s: len(s) >= 2) if b.coin(0.5) else None) or b.pick()
     form, ix = forms.index_expr(b.rng, b.shape(a), form)
     return b.emit("getitem", (Ref(a),), {"index": ix}, tag=form)
 
@@ -383,7 +383,7 @@ MAKERS = [  # (maker, weight, weight in the kink pass, the registered ops it may
     (squeeze, 2, 1, {"squeeze"}),
     (expand_dims, 2, 1, {"expand_dims"}),
     (broadcast_to, 3, 3, {"broadcast_to"}),
-    (getitem, 10, 6, {"getitem"}),
+    (getitem, 12, 6, {"getitem"}),
     (stack, 3, 2, {"stack"}),
     (concat, 3, 2, {"concat"}),
     (split, 2, 2, {"getitem"}),

@@ -60,6 +60,8 @@ def array(a, float_dtype="DT"):
     """A NumPy literal: float arrays take the run's dtype DT, ints and bools their own."""
     a = np.asarray(a)
     if a.dtype.kind == "f":
+        if a.size > 1 and np.all(a == a.flat[0]):
+            return f"np.full({a.shape}, {a.flat[0].item()!r}, dtype={float_dtype})"
         return f"np.array({a.tolist()!r}, dtype={float_dtype})"
     return f"np.array({a.tolist()!r})"
 

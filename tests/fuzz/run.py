@@ -81,10 +81,15 @@ def execute(program, backend="mt", dtype="float64", values=None, requires_grad=T
         if requires_grad and program.retain in s.outs:
             env[program.retain].retain_grad()
     loss = None
-    for name, w in program.loss:
-        term = (env[name] * be.const(w, dtype)).sum()
+    for term in loss_terms(program, env, backend, dtype):
         loss = term if loss is None else loss + term
     return env, loss
+
+
+def loss_terms(program, env, backend="mt", dtype="float64"):
+    """The loss's terms (v · w).sum(), one per entry of program.loss, made from env."""
+    be = BACKENDS[backend]
+    return [(env[name] * be.const(w, dtype)).sum() for name, w in program.loss]
 
 
 def near_kink(program):
