@@ -16,10 +16,9 @@ def check(program, phases=PHASES):
     float64 one; every leaf's gradient with central differences (outside the kink pass)."""
     r = Report(program)
     with np.errstate(all="ignore"):
-        if not program.kinks:
-            r.rejected = near_kink(program)
-            if r.rejected:
-                return r
+        r.rejected = near_kink(program)
+        if r.rejected:
+            return r
         got = _mt_phase(r, program)
         if r.rejected or got is None:
             return r
@@ -165,7 +164,7 @@ def _float32_phase(r, program, got):
         r.fail("float32 dtype: .grad", ".grad is not float32 for " + ", ".join(bad))
     if got["backward"] is not None:
         compare(r, "float32 values", names, g32, got["backward"], TOL_FLOAT32, "float32",
-                "float64", floor=1e-2)
+                "float64", floor=0.05)
 
 
 def fd_loss(program, values):
@@ -185,6 +184,8 @@ def _fd_phase(r, program, got):
     x = [leaf.value for leaf in program.leaves]
     total = np.sqrt(sum(float(np.sum(np.square(a))) for a in g[:len(x)] if a is not None))
     size = abs(got["loss"]) + 1.0
+    # a cast rounds in the forward but counts as the identity here: allow its rounding
+    rounding = 1e-6 * total if any(s.op == "roundtrip" for s in program.stmts) else 0.0
     for i, leaf in enumerate(program.leaves):
         gi = np.zeros(leaf.value.shape) if g[i] is None else np.asarray(g[i], dtype=float)
         for _ in range(1 if leaf.value.size <= 2 else 2):
@@ -201,7 +202,8 @@ def _fd_phase(r, program, got):
             except StmtError:
                 return
             analytic = float(np.sum(gi * v))
-            tol = TOL_FD * (np.sqrt(np.sum(gi * gi)) + 1e-3 * total + 1e-6) + 1e-10 * size
+            tol = TOL_FD * (np.sqrt(np.sum(gi * gi)) + 1e-3 * total + 1e-6) + 1e-10 * size \
+                + rounding
             if not abs(numeric - analytic) <= tol:
                 r.fail("finite differences", f"{leaf.name}: d loss along a random direction: "
                                              f"backward {analytic!r}, central differences "

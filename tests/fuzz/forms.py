@@ -1,6 +1,9 @@
 """Random shapes, axis arguments and index expressions of every form, for the program generator."""
 import numpy as np
 
+MAX_SIZE = 48            # elements per value (the big-linear pattern excepted)
+BIG_ROWS = (4096, 4100, 5000)     # rows of the big linear call: FOLD_ROWS = 4096 and past it
+
 INDEX_FORMS_0D = ("empty", "none", "ellipsis", "none_none", "ellipsis_none")
 INDEX_FORMS = ("int", "slice", "negative_step", "none", "ellipsis", "ellipsis_int",
                "ellipsis_none", "list", "tuple_in_tuple", "array", "array_2d", "mask",

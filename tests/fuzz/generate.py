@@ -11,12 +11,12 @@ import numpy as np
 import microtensor as mt
 
 from . import forms
+from .forms import MAX_SIZE
+from .makers import big_linear, draw_statement, force_op
 from .programs import Leaf, Program, Ref, Stmt
 from .vocab import CALLS
 
-MAX_SIZE = 48            # elements per value (the big-linear pattern excepted)
 MAX_ABS = 20.0           # |value| bound, so central differences stay accurate
-BIG_ROWS = (4096, 4100, 5000)
 REUSE_WEIGHT = {0: 1.0, 1: 3.0, 2: 5.0, 3: 2.0}     # uses so far → weight: 3+ uses common
 GRID = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
 
@@ -69,6 +69,8 @@ class Builder:
             if a.size > MAX_SIZE and not big or a.size == 0:
                 return None
         if c.margin is not None and not self.kinks and c.margin(*raw, **attrs) < c.gap:
+            return None
+        if c.defined is not None and self.kinks and not c.defined(*raw, **attrs):
             return None
         start = sum(len(s.outs) for s in self.stmts)
         names = tuple(f"v{start + i}" for i in range(len(arrays)))
@@ -170,7 +172,6 @@ class Builder:
 def generate(seed, kinks=False, force=None, length=None):
     """The program of this seed. force: a registered op the program must record; length:
     roughly how many statements (drawn from 4–15 by default)."""
-    from .makers import draw_statement, force_op
     b = Builder(seed, kinks)
     for shape in forms.leaf_shapes(b.rng, int(b.rng.integers(2, 5))):
         b.leaf(shape)
@@ -182,7 +183,6 @@ def generate(seed, kinks=False, force=None, length=None):
     while len(b.stmts) < target and tries < 300:
         tries += 1
         if big and len(b.stmts) >= target // 2:
-            from .makers import big_linear
             big = not big_linear(b)
         draw_statement(b)
     if not b.stmts:

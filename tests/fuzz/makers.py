@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import forms
-from .generate import BIG_ROWS, MAX_SIZE
+from .forms import BIG_ROWS, MAX_SIZE
 from .programs import Ref
 
 ARITH = ("add", "sub", "mul", "div", "pow")

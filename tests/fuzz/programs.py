@@ -1,5 +1,5 @@
 """The fuzzer's programs as plain data (leaves, statements, loss terms) and their printing as Python."""
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,10 +38,6 @@ class Program:
     loss: list                 # [(value name, float64 weights of its shape)]
     retain: str = None
     kinks: bool = False
-
-    def copy(self):
-        return replace(self, leaves=list(self.leaves), stmts=list(self.stmts),
-                       loss=list(self.loss))
 
     def ops(self):
         return [s.op for s in self.stmts]

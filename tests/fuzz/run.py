@@ -1,4 +1,4 @@
-"""Running a program in microtensor, in torch and by central differences, and comparing the three."""
+"""The interpreter (the one place a program is run, in microtensor or torch), kink margins, comparisons."""
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,14 +93,19 @@ def loss_terms(program, env, backend="mt", dtype="float64"):
 
 
 def near_kink(program):
-    """The first statement whose float64 inputs come within half its gap of a kink, as text;
-    None if every one keeps its distance (what finite differences need)."""
+    """The first statement whose float64 inputs come within half its gap of a kink (outside
+    the kink pass) or leave where its derivative is defined (in it), as text; None if none."""
     found = []
 
     def watch(s, args, out):
         c = CALLS[s.op]
-        if c.margin is not None and not found:
-            raw = [np.asarray(a.data) if isinstance(a, mt.Tensor) else a for a in args]
+        if found:
+            return
+        raw = [np.asarray(a.data) if isinstance(a, mt.Tensor) else a for a in args]
+        if program.kinks:
+            if c.defined is not None and not c.defined(*raw, **s.attrs):
+                found.append(f"{', '.join(s.outs)} = {s.op}(...) has no derivative there")
+        elif c.margin is not None:
             m = c.margin(*raw, **s.attrs)
             if m < c.gap / 2:
                 found.append(f"{', '.join(s.outs)} = {s.op}(...) is {m:.3g} from a kink")
@@ -158,12 +163,14 @@ def rel_error(got, want, floor):
                                           floor))
 
 
-def compare(report, kind, names, got, want, tol, what="microtensor", ref="torch", floor=1e-6):
-    """One failure of this kind per array where got and want differ by more than tol, relative
-    to the array's largest element or `floor` × the largest element of them all."""
+def compare(report, kind, names, got, want, tol, what="microtensor", ref="torch", floor=1e-3):
+    """One failure of this kind per array where got and want differ by more than tol relative
+    to the array's largest element, or to floor × the largest element of them all (at least
+    floor: the programs' values and weights are of order 1), whichever is larger; a gradient
+    that sums to zero is compared at the scale of what was summed, not at zero."""
     scale = max([np.abs(np.asarray(w, dtype=float)).max(initial=0.0)
-                 for w in want if w is not None] + [0.0])
-    floor = max(floor * scale, 1e-13)
+                 for w in want if w is not None] + [1.0])
+    floor = floor * scale
     for n, g, w in zip(names, got, want):
         e = rel_error(_zeros_for_none(g, w), _zeros_for_none(w, g), floor)
         if e > tol:

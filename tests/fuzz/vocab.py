@@ -25,7 +25,8 @@ class Call:
     writes it as Python; uses: the registered ops it records; margin(*values, **attrs): the
     distance of its float64 inputs from the nearest kink or pole (∞ for a smooth call), which
     programs keep ≥ gap/2 outside the kink pass; may_reject: microtensor may refuse it at
-    forward with a MicrotensorError for these input values (torch accepts them)."""
+    forward with a MicrotensorError for these input values (torch accepts them); defined(*values,
+    **attrs): in the kink pass, whether the derivative exists there (pow at 0)."""
     mt: Callable
     torch: Callable
     py: Callable
@@ -33,6 +34,7 @@ class Call:
     margin: Callable = None
     gap: float = 0.0
     may_reject: Callable = None
+    defined: Callable = None
 
 
 CALLS = {}
@@ -118,6 +120,15 @@ def _m_pow(a, b):
     return float(np.min(a))
 
 
+def _pow_defined(a, b):
+    """Where d(aᵇ) is finite at a kink: an integer b ≥ 0 for any a; else a ≥ 0 with, where
+    a = 0, b = 0 or b ≥ 1 (torch's masks give 0 there; a⁰·⁵ at 0 has no finite slope)."""
+    if not isinstance(b, np.ndarray) and float(b).is_integer() and b >= 0:
+        return True
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    return not np.any(a < 0) and bool(np.all((a > 0) | (b == 0) | (b >= 1)))
+
+
 def _m_apart(a, b):
     return float(np.min(np.abs(_arr(a) - _arr(b))))
 
@@ -150,7 +161,7 @@ for _name, _fn, _sym, _margin, _gap in [
         ("mul", operator.mul, "*", None, 0), ("div", operator.truediv, "/", _m_divisor, 0.3),
         ("pow", operator.pow, "**", _m_pow, 0.3), ("matmul", operator.matmul, "@", None, 0)]:
     call(_name, _fn, None, (lambda sym: lambda s: f"{s[0]} {sym} {s[1]}")(_sym), [_name],
-         margin=_margin, gap=_gap)
+         margin=_margin, gap=_gap, defined=_pow_defined if _name == "pow" else None)
 
 call("mt.matmul", mt.matmul, lambda a, b: torch.matmul(a, b),
      lambda s: f"mt.matmul({s[0]}, {s[1]})", ["matmul"])
