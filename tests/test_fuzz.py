@@ -213,7 +213,7 @@ def test_the_minimiser_shrinks_a_failure_to_the_op_that_causes_it(monkeypatch):
     monkeypatch.setattr(cls, "backward", staticmethod(lambda ctx, g: original(ctx, g * 1.01)))
     p = next(p for p in (generate(s, force="exp", length=12) for s in range(50))
              if "finite differences" in check(p).kinds and len(p.stmts) >= 10)
-    small = minimize(p, "finite differences", seconds=10)
+    small = minimize(p, "finite differences", seconds=600, max_checks=400)
     assert len(small.stmts) <= 3 < len(p.stmts)
     assert "finite differences" in check(small).kinds
     assert "exp" in _recorded(small)

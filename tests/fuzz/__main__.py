@@ -8,7 +8,7 @@ from .check import check
 from .generate import generate
 from .minimize import minimize
 from .programs import to_python
-from .report import explain
+from .report import explain, signature
 from .vocab import torch
 
 
@@ -24,7 +24,9 @@ def parse(argv):
     ap.add_argument("--force", metavar="OP", help="every program records this registered op")
     ap.add_argument("--length", type=int, help="statements per program (default 4-15)")
     ap.add_argument("--examples", type=int, default=3,
-                    help="failures of each kind to minimise, to tell causes apart (default 3)")
+                    help="failures of each kind to minimise and print (default 3): after the "
+                         "first, only programs that do not contain an earlier one's minimised "
+                         "signature, so each shows another cause where there is one")
     ap.add_argument("--print", action="store_true", help="print every program as Python")
     args = ap.parse_args(argv)
     if args.count is None and args.minutes is None:
@@ -68,18 +70,19 @@ def run(args, kinks, count, minutes):
     for kind, reports in ranked:
         seeds = ", ".join(str(r.program.seed) for r in reports[:8])
         print(f"  {len(reports):6d}  {kind}  (seeds {seeds}{', …' if len(reports) > 8 else ''})")
-    shown = set()
     flags = (" --kinks" if kinks else "") + (f" --force {args.force}" if args.force else "") \
         + (f" --length {args.length}" if args.length else "")
     for kind, reports in ranked:
-        for r in reports[:args.examples]:
+        causes = []                   # signatures of the minimised failures of this kind
+        for r in reports:
+            if len(causes) >= args.examples:
+                break
+            if any(c <= signature(r.program) for c in causes):
+                continue              # likely a cause already shown: look further on
             small = minimize(r.program, kind, seconds=10)
-            key = (kind, tuple(sorted(set(small.ops()))))
-            if key not in shown:      # one explanation per kind and set of statements
-                shown.add(key)
-                rerun = f"python -m tests.fuzz --seed {r.program.seed} --count 1{flags}"
-                print("\n" + explain(_first(r, kind), small=small, how_to_rerun=rerun),
-                      flush=True)
+            causes.append(signature(small))
+            rerun = f"python -m tests.fuzz --seed {r.program.seed} --count 1{flags}"
+            print("\n" + explain(_first(r, kind), small=small, how_to_rerun=rerun), flush=True)
     return failed
 
 

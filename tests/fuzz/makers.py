@@ -162,7 +162,9 @@ def reduce(b, op=None):
     name = op if b.coin(0.7) else f"mt.{op}"
     for _ in range(4):                 # max/min: another axis form if this one has a near-tie
         attrs = {"axis": forms.axis_arg(b.rng, len(b.shape(a))), "keepdims": b.coin(0.4)}
-        out = b.emit(name, (Ref(a),), attrs, tag=type(attrs["axis"]).__name__)
+        ax = attrs["axis"]
+        out = b.emit(name, (Ref(a),), attrs, tag="axis " + ("None" if ax is None else
+                                                        type(ax).__name__))
         if out:
             return out
     return None

@@ -1,7 +1,25 @@
 """What a failure prints: the seed, what disagreed, and the minimised program as a runnable script."""
+from collections import Counter
+
 from .check import check
-from .minimize import minimize, phases_for
-from .programs import default_tail, to_python
+from .minimize import minimize, phases_for, shapes_of
+from .programs import Ref, default_tail, to_python
+
+
+def signature(program):
+    """What a program is made of: its calls, the generator's tags (index forms, "big
+    linear", …), "0-d value reused" and "retained". A failure whose minimised program's
+    signature is within another program's is likely that program's cause too."""
+    sig = set(program.ops()) | {s.tag for s in program.stmts
+                                if s.tag and not s.tag.startswith("shift")}
+    shapes = shapes_of(program)
+    uses = Counter(a.name for s in program.stmts for a in s.args if isinstance(a, Ref))
+    uses.update(n for n, _ in program.loss)
+    if any(shapes.get(n) == () and k >= 2 for n, k in uses.items()):
+        sig.add("0-d value reused")
+    if program.retain:
+        sig.add("retained")
+    return frozenset(sig)
 
 
 def tail_for(program, kind):
@@ -25,7 +43,8 @@ def explain(report, seconds=20.0, how_to_rerun=None, small=None):
     small = small or minimize(p, kind, seconds=seconds)
     again = check(small, phases_for(kind))
     dtype = "float32" if "float32" in kind else "float64"
-    lines.append(f"minimised for '{kind}' to {len(small.stmts)} statement(s)"
+    lines.append(f"minimised for '{kind}' to {len(small.stmts)} statement(s) "
+                 f"[{', '.join(sorted(signature(small)))}]"
                  + (f"; {how_to_rerun}" if how_to_rerun else "") + ":")
     lines.append(to_python(small, dtype, tail_for(small, kind),
                            [f"{f.kind}: {f.detail}" for f in again.failures
