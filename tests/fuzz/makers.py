@@ -345,8 +345,10 @@ def concat(b):
     s = b.shape(a)
     axis = forms.one_axis(b.rng, len(s))
     ax = axis % len(s)
-    fits = lambda t: len(t) == len(s) and all(x == y for i, (x, y) in enumerate(zip(t, s))
-                                             if i != ax)
+
+    def fits(t):
+        return len(t) == len(s) and all(x == y for i, (x, y) in enumerate(zip(t, s)) if i != ax)
+
     ts = [a] + [b.pick(fits) for _ in range(int(b.rng.integers(1, 3)))]
     return b.emit("concat", tuple(Ref(t) for t in ts), {"axis": axis})
 

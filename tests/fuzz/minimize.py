@@ -119,7 +119,10 @@ def _delete(p, i, shapes):
 def _bypass(p, i, name):
     """p with statement i's output replaced by its argument `name` (of the same shape)."""
     out = p.stmts[i].outs[0]
-    swap = lambda a: Ref(name) if isinstance(a, Ref) and a.name == out else a
+
+    def swap(a):
+        return Ref(name) if isinstance(a, Ref) and a.name == out else a
+
     stmts = [replace(s, args=tuple(swap(a) for a in s.args))
              for j, s in enumerate(p.stmts) if j != i]
     loss = [(name if n == out else n, w) for n, w in p.loss]
@@ -133,7 +136,10 @@ def renumber(p):
     for s in p.stmts:
         for o in s.outs:
             names[o], k = f"v{k}", k + 1
-    ren = lambda a: Ref(names[a.name]) if isinstance(a, Ref) else a
+
+    def ren(a):
+        return Ref(names[a.name]) if isinstance(a, Ref) else a
+
     return replace(p, leaves=[Leaf(names[leaf.name], leaf.value) for leaf in p.leaves],
                    stmts=[Stmt(tuple(names[o] for o in s.outs), s.op,
                                tuple(ren(a) for a in s.args), s.attrs, s.tag) for s in p.stmts],

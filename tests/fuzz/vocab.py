@@ -160,7 +160,7 @@ for _name, _fn, _sym, _margin, _gap in [
         ("add", operator.add, "+", None, 0), ("sub", operator.sub, "-", None, 0),
         ("mul", operator.mul, "*", None, 0), ("div", operator.truediv, "/", _m_divisor, 0.3),
         ("pow", operator.pow, "**", _m_pow, 0.3), ("matmul", operator.matmul, "@", None, 0)]:
-    call(_name, _fn, None, (lambda sym: lambda s: f"{s[0]} {sym} {s[1]}")(_sym), [_name],
+    call(_name, _fn, None, lambda s, sym=_sym: f"{s[0]} {sym} {s[1]}", [_name],
          margin=_margin, gap=_gap, defined=_pow_defined if _name == "pow" else None)
 
 call("mt.matmul", mt.matmul, lambda a, b: torch.matmul(a, b),
@@ -172,27 +172,33 @@ call("gt", lambda a, c: a > c, None, lambda s: f"{s[0]} > {s[1]}", [],
 
 for _name in ("maximum", "minimum"):
     call(_name, getattr(mt, _name),
-         (lambda n: lambda a, b: getattr(torch, n)(_tt(a, b), _tt(b, a)))(_name),
-         (lambda n: lambda s: f"mt.{n}({s[0]}, {s[1]})")(_name), [_name],
-         margin=_m_apart, gap=0.05)
+         lambda a, b, n=_name: getattr(torch, n)(_tt(a, b), _tt(b, a)),
+         lambda s, n=_name: f"mt.{n}({s[0]}, {s[1]})", [_name], margin=_m_apart, gap=0.05)
 
 call("where", mt.where, lambda c, a, b: torch.where(c, a, b),
      lambda s: f"mt.where({s[0]}, {s[1]}, {s[2]})", ["where"])
 
 # ---- elementwise functions: as methods, as mt.f and (where it exists) as F.f --------------
 
-_UNARY = {"exp": None, "log": (_m_positive, 0.3), "tanh": None, "sigmoid": None,
-          "relu": (_m_abs0, 0.05), "sqrt": (_m_positive, 0.3), "abs": (_m_abs0, 0.05)}
-for _name, _kink in _UNARY.items():
-    _m, _g = _kink or (None, 0.0)
-    _torch = (lambda n: lambda a: getattr(torch, n)(a))(_name)
-    call(_name, (lambda n: lambda a: getattr(a, n)())(_name), _torch,
-         (lambda n: lambda s: f"{s[0]}.{n}()")(_name), [_name], margin=_m, gap=_g)
-    call(f"mt.{_name}", getattr(mt, _name), _torch,
-         (lambda n: lambda s: f"mt.{n}({s[0]})")(_name), [_name], margin=_m, gap=_g)
-    if hasattr(F, _name):
-        call(f"F.{_name}", getattr(F, _name), _torch,
-             (lambda n: lambda s: f"F.{n}({s[0]})")(_name), [_name], margin=_m, gap=_g)
+def _unary(name, kink):
+    """x.name(), mt.name(x) and F.name(x), one torch call for all three."""
+    margin, gap = kink or (None, 0.0)
+
+    def in_torch(a):
+        return getattr(torch, name)(a)
+
+    call(name, lambda a: getattr(a, name)(), in_torch, lambda s: f"{s[0]}.{name}()", [name],
+         margin=margin, gap=gap)
+    for module, prefix in ((mt, "mt"), (F, "F")):
+        if hasattr(module, name):
+            call(f"{prefix}.{name}", getattr(module, name), in_torch,
+                 lambda s, p=prefix: f"{p}.{name}({s[0]})", [name], margin=margin, gap=gap)
+
+
+for _name, _kink in {"exp": None, "log": (_m_positive, 0.3), "tanh": None, "sigmoid": None,
+                     "relu": (_m_abs0, 0.05), "sqrt": (_m_positive, 0.3),
+                     "abs": (_m_abs0, 0.05)}.items():
+    _unary(_name, _kink)
 
 call("clip", lambda a, lo=None, hi=None: a.clip(lo, hi),
      lambda a, lo=None, hi=None: torch.clamp(a, lo, hi),
@@ -210,22 +216,28 @@ call("roundtrip", lambda a: a.astype(mt.float32 if a.dtype == np.float64 else mt
 
 # ---- reductions: every axis form, as methods and as mt.f ----------------------------------
 
-for _name, _torch_name in [("sum", "sum"), ("mean", "mean"), ("max", "amax"), ("min", "amin")]:
-    _tfn = (lambda tn: lambda a, axis=None, keepdims=False:
-            getattr(torch, tn)(a, dim=_dims(a, axis), keepdim=keepdims))(_torch_name)
-    _m = None
-    if _name == "max":
-        _m = _m_extremum
-    elif _name == "min":
-        _m = (lambda a, axis=None, keepdims=False: _m_extremum(-np.asarray(a), axis))
-    call(_name, (lambda n: lambda a, axis=None, keepdims=False:
-                 getattr(a, n)(axis=axis, keepdims=keepdims))(_name), _tfn,
-         (lambda n: lambda s, **k: f"{s[0]}.{n}({_kw(**k)[2:]})")(_name), [_name],
-         margin=_m, gap=0.05)
-    call(f"mt.{_name}", (lambda n: lambda a, axis=None, keepdims=False:
-                         getattr(mt, n)(a, axis=axis, keepdims=keepdims))(_name), _tfn,
-         (lambda n: lambda s, **k: f"mt.{n}({s[0]}{_kw(**k)})")(_name), [_name],
-         margin=_m, gap=0.05)
+def _m_min(a, axis=None, keepdims=False):
+    return _m_extremum(-np.asarray(a), axis)
+
+
+def _reduction(name, torch_name, margin):
+    """x.name(axis=…, keepdims=…) and mt.name(x, …); torch.amax/amin for max/min, which
+    share the gradient between ties as ours do."""
+    def in_torch(a, axis=None, keepdims=False):
+        return getattr(torch, torch_name)(a, dim=_dims(a, axis), keepdim=keepdims)
+
+    call(name, lambda a, axis=None, keepdims=False: getattr(a, name)(axis=axis, keepdims=keepdims),
+         in_torch, lambda s, **k: f"{s[0]}.{name}({_kw(**k)[2:]})", [name],
+         margin=margin, gap=0.05)
+    call(f"mt.{name}", lambda a, axis=None, keepdims=False:
+         getattr(mt, name)(a, axis=axis, keepdims=keepdims),
+         in_torch, lambda s, **k: f"mt.{name}({s[0]}{_kw(**k)})", [name],
+         margin=margin, gap=0.05)
+
+
+for _args in [("sum", "sum", None), ("mean", "mean", None), ("max", "amax", _m_extremum),
+              ("min", "amin", _m_min)]:
+    _reduction(*_args)
 
 # ---- the softmax family and the losses ----------------------------------------------------
 
