@@ -161,6 +161,18 @@ def test_near_kink_finds_a_value_on_a_kink():
     p = Program(0, [Leaf("x0", np.array([0.5, 0.01]))],
                 [Stmt(("v0",), "relu", (Ref("x0"),))], [("v0", np.ones(2))])
     assert "v0 = relu" in near_kink(p)
+    assert "rejected" not in check(p).kinds and "0.01 from a kink" in check(p).rejected
+
+
+def test_a_bias_that_grows_the_output_is_refused_at_forward_or_computed():
+    """F.linear(x (1,), W (1, 1), b (2, 1)): torch gives (2, 1); microtensor may refuse it at
+    forward with a MicrotensorError (the program is then not checked) or must agree."""
+    p = Program(0, [Leaf("x0", np.array([0.5])), Leaf("x1", np.array([[1.5]])),
+                    Leaf("x2", np.array([[-2.0], [1.0]]))],
+                [Stmt(("v0",), "linear", (Ref("x0"), Ref("x1"), Ref("x2")))],
+                [("v0", np.array([[1.0], [-0.5]]))])
+    r = check(p)
+    assert (r.rejected or "").startswith("microtensor refuses linear") or r.ok, r.failures
 
 
 # ---- the printed script is the program ------------------------------------------------

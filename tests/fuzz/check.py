@@ -127,7 +127,8 @@ def _torch_phase(r, program, got):
     if abs(got["loss"] - tl) > TOL_TORCH * max(abs(tl), scale, 1e-300):
         r.fail("loss vs torch", f"loss: microtensor {got['loss']!r} vs torch {tl!r}")
     r.expected = [f"torch {torch.__version__}: loss = {tl!r}"] + [
-        f"torch: {n}.grad = {_fmt(w)}" for n, w in zip(names, want)]
+        f"torch: {n}.grad = {'None (the loss does not reach it)' if w is None else _fmt(w)}"
+        for n, w in zip(names, want)]
     n_leaves = len(program.leaves)
     if got["backward"] is not None:
         compare(r, "backward vs torch", names[:n_leaves], got["backward"][:n_leaves],

@@ -14,7 +14,8 @@ from . import forms
 from .forms import MAX_SIZE
 from .makers import big_linear, draw_statement, force_op
 from .programs import Leaf, Program, Ref, Stmt
-from .vocab import CALLS
+from .run import BACKENDS
+from .vocab import CALLS, torch
 
 MAX_ABS = 20.0           # |value| bound, so central differences stay accurate
 REUSE_WEIGHT = {0: 1.0, 1: 3.0, 2: 5.0, 3: 2.0}     # uses so far → weight: 3+ uses common
@@ -54,14 +55,9 @@ class Builder:
         attrs = attrs or {}
         c = CALLS[op]
         raw = [self.vals[a.name] if isinstance(a, Ref) else a for a in args]
-        try:
-            with mt.no_grad():
-                out = c.mt(*[mt.tensor(r) if isinstance(a, Ref) else r
-                             for a, r in zip(args, raw)], **attrs)
-        except (mt.MicrotensorError, ValueError, TypeError, IndexError):
+        arrays = self._evaluate(c, args, raw, attrs)
+        if arrays is None:
             return None
-        outs = out if isinstance(out, list) else [out]
-        arrays = [np.array(o.data) for o in outs]
         for a in arrays:
             if a.dtype.kind == "f" and (not np.all(np.isfinite(a)) or
                                         (a.size and np.abs(a).max() > MAX_ABS)):
@@ -81,6 +77,27 @@ class Builder:
         for n, a in zip(names, arrays):
             self.vals[n], self.uses[n], self.is_float[n] = a, 0, a.dtype.kind == "f"
         return names if n_out != 1 else names[0]
+
+    def _evaluate(self, c, args, raw, attrs):
+        """The call's output arrays, by microtensor; where microtensor raises but torch
+        computes it (and microtensor may not refuse it), by torch, so that the program keeps
+        the statement and shows the crash. None if neither computes it."""
+        try:
+            with mt.no_grad():
+                out = c.mt(*[mt.tensor(r) if isinstance(a, Ref) else r
+                             for a, r in zip(args, raw)], **attrs)
+            return [np.array(o.data) for o in (out if isinstance(out, list) else [out])]
+        except Exception:
+            if torch is None or (c.may_reject and c.may_reject(*raw)):
+                return None
+        be = BACKENDS["torch"]
+        try:
+            out = c.torch(*[be.leaf(r, "float64", False) if isinstance(a, Ref) and
+                            r.dtype.kind == "f" else torch.from_numpy(r) if isinstance(a, Ref)
+                            else be.const(r, "float64") for a, r in zip(args, raw)], **attrs)
+        except Exception:
+            return None
+        return [o.numpy() for o in (out if isinstance(out, (list, tuple)) else [out])]
 
     def pick(self, pred=None, exclude=()):
         """A float value, weighted toward 0-d values and toward values used 1–2 times so far
