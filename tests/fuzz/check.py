@@ -4,7 +4,7 @@ import numpy as np
 import microtensor as mt
 
 from .run import (FD_STEP, TOL_FD, TOL_FLOAT32, TOL_SAME, TOL_TORCH, Report, StmtError,
-                  _fmt, _grads, compare, execute, loss_terms, near_kink)
+                  fmt, grads_of, compare, execute, loss_terms, near_kink)
 from .vocab import CALLS, torch
 
 PHASES = ("mt", "torch", "float32", "fd")
@@ -91,7 +91,7 @@ def _mt_phase(r, program):
     except Exception as e:
         _crash(r, "backward", e)
         return got
-    g1 = got["backward"] = _grads(ts)
+    g1 = got["backward"] = grads_of(ts)
     _types(r, ".grad", names, ts, [t.grad for t in ts])
     if got["grad"] is not None:
         _types(r, "mt.grad", names, ts, got["grad"])
@@ -102,7 +102,7 @@ def _mt_phase(r, program):
     except Exception as e:
         _crash(r, "second backward", e)
         return got
-    g2 = _grads(ts)
+    g2 = grads_of(ts)
     twice = [None if g is None else 2 * g for g in g1]
     n_leaves = len(program.leaves)
     compare(r, "accumulation (leaf)", names[:n_leaves], g2[:n_leaves], twice[:n_leaves],
@@ -127,7 +127,7 @@ def _torch_phase(r, program, got):
     if abs(got["loss"] - tl) > TOL_TORCH * max(abs(tl), scale, 1e-300):
         r.fail("loss vs torch", f"loss: microtensor {got['loss']!r} vs torch {tl!r}")
     r.expected = [f"torch {torch.__version__}: loss = {tl!r}"] + [
-        f"torch: {n}.grad = {'None (the loss does not reach it)' if w is None else _fmt(w)}"
+        f"torch: {n}.grad = {'None (the loss does not reach it)' if w is None else fmt(w)}"
         for n, w in zip(names, want)]
     n_leaves = len(program.leaves)
     if got["backward"] is not None:
@@ -159,7 +159,7 @@ def _float32_phase(r, program, got):
     except Exception as e:
         _crash(r, "float32 run", e)
         return
-    g32 = _grads(ts)
+    g32 = grads_of(ts)
     bad = [n for n, a in zip(names, g32) if a is not None and a.dtype != np.float32]
     if bad:
         r.fail("float32 dtype: .grad", ".grad is not float32 for " + ", ".join(bad))

@@ -172,20 +172,28 @@ def reduce(b, op=None):
 
 def softmax(b, op=None):
     op = op or b.choose(["softmax", "log_softmax"])
-    a = b.pick(lambda s: len(s) >= 1)
-    return a and b.emit(op, (Ref(a),), {"axis": forms.one_axis(b.rng, len(b.shape(a)))})
+    a = b.pick(lambda s: max(s, default=1) > 1) if b.coin(0.8) else b.pick(lambda s: len(s) >= 1)
+    if a is None:
+        a = b.leaf(forms.random_shape(b.rng, max_dims=1) + (int(b.rng.integers(2, 5)),))
+    s = b.shape(a)
+    wide = [i for i, n in enumerate(s) if n > 1]
+    axis = forms.one_axis(b.rng, len(s))
+    if wide and b.coin(0.8):          # mostly along an axis of size > 1 (else y is constant)
+        axis = b.choose(wide)
+        axis = axis - len(s) if b.coin(0.4) else axis
+    return b.emit(op, (Ref(a),), {"axis": axis})
 
 
 def _matrix(b):
     """A 2-D value (N, C), one made by reshaping a value of size ≥ 2, or a new leaf."""
-    z = b.pick(lambda s: len(s) == 2)
+    z = b.pick(lambda s: len(s) == 2 and (s[1] > 1 or b.coin(0.2)))
     if z is not None and b.coin(0.8):
         return z
     z = b.pick(lambda s: int(np.prod(s)) >= 2)
     if z is None:
         return b.leaf((int(b.rng.integers(1, 4)), int(b.rng.integers(2, 5))))
     n = int(np.prod(b.shape(z)))
-    d = b.choose([d for d in range(1, n + 1) if n % d == 0])
+    d = b.choose([d for d in range(1, n) if n % d == 0])     # C = n // d ≥ 2 classes
     return b.emit("reshape", (Ref(z),), {"shape": (d, n // d)})
 
 

@@ -145,7 +145,7 @@ class Report:
         self.failures.append(Failure(kind, detail))
 
 
-def _fmt(a):
+def fmt(a):
     a = np.asarray(a, dtype=float)
     flat = np.array2string(a.ravel()[:6], precision=6, separator=", ")
     return f"{flat}{'…' if a.size > 6 else ''} (shape {a.shape})"
@@ -177,8 +177,8 @@ def compare(report, kind, names, got, want, tol, what="microtensor", ref="torch"
     for n, g, w in zip(names, got, want):
         e = rel_error(_zeros_for_none(g, w), _zeros_for_none(w, g), floor)
         if e > tol:
-            report.fail(kind, f"{n}: {what} {_fmt(g) if g is not None else None} vs {ref} "
-                              f"{_fmt(w) if w is not None else None} (rel. error {e:.3g})")
+            report.fail(kind, f"{n}: {what} {fmt(g) if g is not None else None} vs {ref} "
+                              f"{fmt(w) if w is not None else None} (rel. error {e:.3g})")
 
 
 def _zeros_for_none(a, other):
@@ -188,5 +188,5 @@ def _zeros_for_none(a, other):
     return a
 
 
-def _grads(ts):
+def grads_of(ts):
     return [None if t.grad is None else np.array(t.grad, copy=True) for t in ts]
