@@ -10,7 +10,7 @@ from .functions import (abs, broadcast_to, clip, concat, exp, expand_dims, flatt
                         matmul, max, maximum, mean, min, minimum, relu, reshape, sigmoid, split,
                         sqrt, squeeze, stack, sum, tanh, transpose, where)
 from .tensor import Tensor, grad
-from .testing import gradcheck
+from .testing import gradcheck, gradgradcheck
 from . import functional  # noqa: E402
 
 float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_

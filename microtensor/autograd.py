@@ -19,14 +19,24 @@ class Op:
     forward(*arrays, **attrs) -> (out, saved): `saved` is what backward needs besides the
     inputs and the output, which it reads from ctx.
     backward(ctx, g) -> one gradient per input, in argument order. `ctx` is the output
-    tensor: ctx.data (the result), ctx.parents (the input tensors: .data, .requires_grad)
-    and ctx.saved. g is the gradient of the output; backward must not write into g or into
-    any array it did not allocate (g may also reach other inputs). Each gradient is
+    tensor: ctx.data (the result), ctx.parents (the input tensors: .data, .requires_grad),
+    ctx.saved and ctx.xp, the array namespace (ops/xp.py). g is the gradient of the output;
+    backward must not write into g or into any array it did not allocate (g may also reach
+    other inputs). A backward is written once, for both paths: it reads the output and the
+    inputs only through ctx.data and ctx.parents[i].data, and calls ctx.xp (never `np`) on
+    anything derived from them or from g. On the first-order path those are ndarrays and
+    ctx.xp is NumPy; with create_graph=True they are Tensors and ctx.xp spells the same
+    names with microtensor's ops (create_graph.py), so the formula builds a graph that can
+    be differentiated again. ctx.saved holds constants (shapes, indices, masks). Each
+    gradient is
       - None, where the input needs none (ctx.parents[i].requires_grad is False);
       - an array of the input's shape, or of any shape that broadcasting stretched it to:
         the engine sums it down (broadcast.unbroadcast) and rejects an incompatible one
         with a ShapeError naming the op and the input; or
-      - a `Gradient`: a structured gradient (ops.shape.Scatter, ops.linalg.Outer).
+      - a `Gradient`: a structured gradient (ops.shape.Scatter, ops.linalg.Outer), made
+        by ctx.xp.scatter / ctx.xp.outer, which with create_graph=True make ops instead.
+    With create_graph=True each gradient is a Tensor or None; an op whose backward returns
+    anything else, or calls NumPy on a Tensor, raises a GraphError that names it.
     An op whose forward is one NumPy ufunc and saves nothing declares `ufunc` instead of
     forward; Tensor's methods then call the ufunc without a Python frame in between.
     """
@@ -278,18 +288,26 @@ def _visit(t, g, capture, captured, keep_grads, finals, ours=False):
 
 def _store_grad(t, g, ours=False):
     """Accumulate into .grad in t's own dtype (leaves and retained tensors alike, as torch),
-    copying so .grad never aliases another array (unless ours: made by this backward)."""
-    if g.shape != t.data.shape:         # only an op's buggy backward can get here
+    copying so .grad never aliases another array (unless ours: made by this backward).
+    A Tensor in .grad (left by backward(create_graph=True)) gives way to an ndarray of its
+    values plus g: a first-order backward builds no graph."""
+    _check_grad_target(t, g.shape)
+    if t.grad is None:
+        t.grad = g if ours and g.dtype == t.data.dtype else np.array(g, dtype=t.data.dtype)
+    elif type(t.grad) is ndarray:
+        t.grad += g
+    else:
+        t.grad = np.add(t.grad.data, g, dtype=t.data.dtype)
+
+
+def _check_grad_target(t, shape):
+    if shape != t.data.shape:           # only an op's buggy backward can get here
         raise ShapeError(f"backward: the gradient reaching a tensor of shape {t.data.shape} "
-                         f"has shape {g.shape}; an op's backward returned the wrong shape")
+                         f"has shape {shape}; an op's backward returned the wrong shape")
     if t.data.dtype.kind != "f":
         raise DTypeError(f"backward: a tensor of dtype {t.data.dtype} requires grad, but only "
                          f"floating-point tensors can have gradients (was its .data replaced "
                          f"by integers? cast it with .astype(mt.float64))")
-    if t.grad is None:
-        t.grad = g if ours and g.dtype == t.data.dtype else np.array(g, dtype=t.data.dtype)
-    else:
-        t.grad += g
 
 
 class TensorMeta:

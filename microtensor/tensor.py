@@ -158,6 +158,7 @@ class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "op", "parents", "saved", "scope", "seq",
                  "_meta", "__weakref__")
     __array_ufunc__ = None     # ndarray (op) Tensor defers to Tensor's reflected operators
+    xp = ops.xp                # what an op's backward reads as ctx.xp: NumPy (ops/xp.py)
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
@@ -242,15 +243,26 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ---- autodiff ---------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False, keep_grads=False):
+    def backward(self, grad=None, retain_graph=None, create_graph=False, keep_grads=False):
         """Accumulate d(self)/d(leaf) into every leaf's .grad.
 
         grad: the upstream gradient, required unless self has one element.
-        retain_graph: keep saved arrays so backward can run through this graph again.
+        retain_graph: keep saved arrays so backward can run through this graph again
+        (default: create_graph).
+        create_graph: record the backward itself, so the gradients can be differentiated
+        again. .grad then holds a Tensor whose graph leads back to the inputs (as torch):
+        the new gradient, or .grad's old value plus it; `.grad.data` is the array. A
+        later backward() without create_graph adds into its values and leaves an ndarray.
         keep_grads: also store the gradient of every intermediate tensor in its .grad
         (what mt.viz.draw_graph(show_grads=True) colours; costs memory on long graphs).
         """
-        run_backward([self], [_root_grad(self, grad)], retain_graph, keep_grads=keep_grads)
+        retain = create_graph if retain_graph is None else retain_graph
+        if create_graph:
+            from .create_graph import root_grad, run_backward_graph
+            run_backward_graph([self], [root_grad(self, grad, _root_grad)], retain,
+                               keep_grads=keep_grads)
+        else:
+            run_backward([self], [_root_grad(self, grad)], retain, keep_grads=keep_grads)
 
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient in .grad after backward."""
@@ -402,14 +414,24 @@ def _root_grad(t, grad):
 
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False):
     """d(outputs)/d(inputs) as a tuple of ndarrays, leaving every .grad untouched.
 
     outputs and inputs are a tensor or a sequence of them; grad_outputs gives the upstream
     gradient of each output (one per output, as torch; required for outputs with more than
     one element; a number stands for an array of that value). An input that the outputs
     do not depend on gets a zero array. Results have each input's dtype.
+    create_graph=True returns Tensors instead, whose graph can be differentiated again
+    (grad_outputs may then be Tensors that require grad); retain_graph defaults to it.
     """
+    found = _grads(outputs, inputs, grad_outputs, retain_graph, create_graph)
+    zero = (lambda t: _leaf(np.zeros_like(t.data))) if create_graph else \
+        (lambda t: np.zeros_like(t.data))
+    return tuple(zero(t) if g is None else g for t, g in found)
+
+
+def _grads(outputs, inputs, grad_outputs, retain_graph, create_graph):
+    """mt.grad's work: [(input, its gradient or None where the outputs do not reach it)]."""
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
@@ -428,7 +450,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False):
         if t.data.dtype.kind != "f":
             raise DTypeError(f"grad: input {i} has dtype {t.data.dtype}; only floating-point "
                              f"tensors have gradients")
-    roots = [_root_grad(o, np.full(o.shape, g, dtype=o.dtype) if isinstance(g, (int, float))
-                        else g) for o, g in zip(outputs, grad_outputs)]
-    captured = run_backward(outputs, roots, retain_graph, capture={id(t) for t in inputs})
-    return tuple(captured.get(id(t), np.zeros_like(t.data)) for t in inputs)
+    grad_outputs = [np.full(o.shape, g, dtype=o.dtype) if isinstance(g, (int, float)) else g
+                    for o, g in zip(outputs, grad_outputs)]
+    retain = create_graph if retain_graph is None else retain_graph
+    capture = {id(t) for t in inputs}
+    if create_graph:
+        from .create_graph import root_grad, run_backward_graph
+        roots = [root_grad(o, g, _root_grad) for o, g in zip(outputs, grad_outputs)]
+        captured = run_backward_graph(outputs, roots, retain, capture=capture)
+    else:
+        roots = [_root_grad(o, g) for o, g in zip(outputs, grad_outputs)]
+        captured = run_backward(outputs, roots, retain, capture=capture)
+    return [(t, captured.get(id(t))) for t in inputs]

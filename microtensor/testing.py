@@ -1,4 +1,4 @@
-"""gradcheck: analytic gradients against central finite differences, in float64."""
+"""gradcheck and gradgradcheck: analytic gradients against central finite differences, in float64."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import no_grad
+from .autograd import enable_grad, no_grad
 from .errors import DTypeError, GradcheckError
 from .tensor import Tensor, grad
 
@@ -62,6 +62,42 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Any], eps: fl
             raise GradcheckError(f"gradcheck: a zero upstream gradient gave a non-zero "
                                  f"gradient for input {_label(inputs, i)}")
     return True
+
+
+def gradgradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Any],
+                  grad_outputs: Any = None, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3) -> bool:
+    """Check fn's second derivatives; True, or GradcheckError (as torch.autograd.gradgradcheck).
+
+    The gradient vᵀ ∂fn/∂inputs, taken with create_graph=True, is itself gradchecked as a
+    function of the inputs and of v: finite differences of the analytic gradient against its
+    own backward. grad_outputs: v, of fn's output shape (standard normal, seeded, when None).
+    """
+    from .functions import concat
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    wrt = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not wrt:
+        raise GradcheckError("gradgradcheck: no input requires grad, so there is nothing to "
+                             "check")
+    out = fn(*inputs)
+    if not isinstance(out, Tensor):
+        raise GradcheckError(f"gradgradcheck: fn must return a Tensor, got "
+                             f"{type(out).__name__}")
+    if grad_outputs is None:
+        grad_outputs = np.random.default_rng(0).standard_normal(out.shape)
+    v = Tensor(np.array(grad_outputs.data if isinstance(grad_outputs, Tensor) else grad_outputs,
+                        dtype=np.float64), requires_grad=True)
+    if v.shape != out.shape:
+        raise GradcheckError(f"gradgradcheck: grad_outputs has shape {v.shape}, fn's output "
+                             f"has shape {out.shape}")
+
+    def first_derivative(*args):
+        xs, u = args[:-1], args[-1]
+        with enable_grad():
+            gs = grad(fn(*xs), [xs[i] for i in wrt], grad_outputs=u, create_graph=True)
+        return concat([g.reshape(-1) for g in gs])
+
+    return gradcheck(first_derivative, (*inputs, v), eps=eps, atol=atol, rtol=rtol)
 
 
 def _label(inputs, i):

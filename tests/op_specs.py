@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from hypothesis import strategies as st
+from hypothesis import assume, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import microtensor as mt
 import microtensor.functional as F
+from microtensor import ops
+from microtensor.ops.shape import _has_int_array
+from microtensor.tensor import apply
 
 MAX_DIMS, MAX_SIDE = 3, 4
 
@@ -170,6 +173,22 @@ def getitem_case(draw):
 
 
 @st.composite
+def scatter_add_case(draw):
+    """getitem's cases turned round: values of the indexed shape, added into zeros(shape)."""
+    (shape,), attrs = draw(getitem_case())
+    index = ops.normalize_index(attrs["index"])
+    values = np.zeros(shape)[index].shape
+    assume(np.prod(values) > 0)              # gradcheck needs an input with elements
+    return (values,), {"index": index, "shape": shape}
+
+
+def scatter_add(v, index, shape):
+    """getitem's gradient as an op (no public function: create_graph makes it)."""
+    repeats = type(index) is not int and _has_int_array(index)
+    return apply(ops.ScatterAdd, v, index=index, shape=shape, repeats=repeats)
+
+
+@st.composite
 def stack_case(draw):
     shape = draw(shapes())
     return (shape,) * 3, {"axis": draw(axis_of(len(shape), extra=1))}
@@ -269,6 +288,7 @@ SPECS = {
     "expand_dims": Spec(lambda a, axis: a.expand_dims(axis), expand_dims_case(), (real,)),
     "broadcast_to": Spec(lambda a, shape: a.broadcast_to(shape), broadcast_to_case(), (real,)),
     "getitem": Spec(lambda a, index: a[index], getitem_case(), (real,)),
+    "scatter_add": Spec(scatter_add, scatter_add_case(), (real,)),
     "stack": Spec(lambda a, b, c, axis: mt.stack([a, b, c], axis=axis), stack_case(),
                   (real, real, real)),
     "concat": Spec(lambda a, b, c, axis: mt.concat([a, b, c], axis=axis), concat_case(),
@@ -289,6 +309,8 @@ EDGES = [
     ("getitem", ((4, 3),), {"index": np.array([[True, False, True]] * 4)}),
     ("getitem", ((4, 3),), {"index": (None, Ellipsis, 1)}),
     ("getitem", ((4, 3),), {"index": (slice(3, None, -2), -1)}),
+    ("scatter_add", ((4, 3),), {"index": np.array([1, 1, 3, 1]), "shape": (4, 3)}),
+    ("scatter_add", ((2,),), {"index": (slice(3, None, -2), -1), "shape": (4, 3)}),
     ("transpose", ((2, 3, 4),), {"axes": (-1, 0, 1)}),
     ("sum", ((2, 3, 4),), {"axis": (0, -1), "keepdims": False}),
     ("mean", ((2, 3, 4),), {"axis": (-2, 0), "keepdims": True}),

@@ -1,7 +1,7 @@
 """Every registered op: gradcheck on hypothesis-drawn float64 inputs, and float32 kept float32."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import microtensor as mt
 from microtensor.autograd import REGISTRY
@@ -33,6 +33,27 @@ def test_gradcheck_edge_cases(name, shapes, attrs):
     xs = [mt.tensor(a, requires_grad=True) for a in edge_inputs(name, shapes)]
     assert name in ops_used(spec.call(*xs, **attrs))
     assert mt.gradcheck(lambda *ts: spec.call(*ts, **attrs), xs, eps=spec.eps)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=8)       # each example differentiates twice, by finite differences
+@given(data=st.data())
+def test_gradgradcheck(name, data):
+    """Double backward of every op: its create_graph gradient, as a function of the inputs
+    and of the upstream gradient, against finite differences."""
+    spec = SPECS[name]
+    arrays, attrs = data.draw(inputs(spec))
+    wants = data.draw(st.lists(st.booleans(), min_size=len(arrays), max_size=len(arrays))
+                      .filter(any))
+    xs = [mt.tensor(a, requires_grad=w) for a, w in zip(arrays, wants)]
+    assert mt.gradgradcheck(lambda *ts: spec.call(*ts, **attrs), xs, eps=spec.eps)
+
+
+@pytest.mark.parametrize("name, shapes, attrs", EDGES, ids=[e[0] for e in EDGES])
+def test_gradgradcheck_edge_cases(name, shapes, attrs):
+    spec = SPECS[name]
+    xs = [mt.tensor(a, requires_grad=True) for a in edge_inputs(name, shapes)]
+    assert mt.gradgradcheck(lambda *ts: spec.call(*ts, **attrs), xs, eps=spec.eps)
 
 
 @pytest.mark.parametrize("name", NAMES)

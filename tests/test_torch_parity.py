@@ -1,7 +1,7 @@
 """Every registered op against PyTorch: same float64 inputs, same values and gradients."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import microtensor as mt
 from microtensor.autograd import REGISTRY
@@ -35,6 +35,13 @@ def _getitem(a, index):
         where = np.arange(a.numel()).reshape(tuple(a.shape))[index]
         return a.reshape(-1)[torch.from_numpy(where.copy())]
     return a[_index(index)]
+
+
+def _scatter_add(v, index, shape):
+    """zeros(shape) with v added at index: index_add at the flat positions NumPy picks out."""
+    n = int(np.prod(shape))
+    where = torch.from_numpy(np.arange(n).reshape(shape)[index].reshape(-1).copy())
+    return torch.zeros(n, dtype=v.dtype).index_add(0, where, v.reshape(-1)).reshape(shape)
 
 
 TORCH = {
@@ -74,6 +81,7 @@ TORCH = {
     "expand_dims": lambda a, axis: a.unsqueeze(axis),
     "broadcast_to": lambda a, shape: a.broadcast_to(shape),
     "getitem": _getitem,
+    "scatter_add": _scatter_add,
     "stack": lambda a, b, c, axis: torch.stack([a, b, c], dim=axis),
     "concat": lambda a, b, c, axis: torch.cat([a, b, c], dim=axis),
 }
@@ -113,6 +121,43 @@ def check_against_torch(name, arrays, attrs):
     tout.backward(torch.from_numpy(v))
     for x, tx in zip(xs, txs):
         close(x.grad, tx.grad.numpy())
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@settings(max_examples=10)
+@given(data=st.data())
+def test_second_derivatives_equal_torch(name, data):
+    arrays, attrs = data.draw(inputs(SPECS[name]))
+    check_second_derivatives_against_torch(name, arrays, attrs)
+
+
+@pytest.mark.parametrize("name, shapes, attrs", EDGES, ids=[e[0] for e in EDGES])
+def test_second_derivatives_of_edge_cases_equal_torch(name, shapes, attrs):
+    check_second_derivatives_against_torch(name, edge_inputs(name, shapes), attrs)
+
+
+def check_second_derivatives_against_torch(name, arrays, attrs):
+    """vᵀJ with create_graph=True, then the gradient of wᵀ(vᵀJ) with respect to the inputs
+    and to v itself (v requires grad), in both libraries."""
+    rng = np.random.default_rng(0)
+    xs = [mt.tensor(a, requires_grad=True) for a in arrays]
+    txs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    out = SPECS[name].call(*xs, **attrs)
+    tout = TORCH[name](*txs, **attrs)
+    v = rng.standard_normal(out.shape)
+    mv, tv = mt.tensor(v, requires_grad=True), torch.tensor(v, requires_grad=True)
+    gs = mt.grad(out, xs, grad_outputs=mv, create_graph=True)
+    tgs = torch.autograd.grad(tout, txs, tv, create_graph=True)
+    ws = [rng.standard_normal(x.shape) for x in xs]
+    for g, tg in zip(gs, tgs):
+        assert isinstance(g, mt.Tensor)
+        close(g.data, tg.detach().numpy())
+    s = mt.stack([(g * w).sum() for g, w in zip(gs, ws)]).sum()
+    ts = sum((tg * torch.from_numpy(w)).sum() for tg, w in zip(tgs, ws))
+    second = mt.grad(s, [*xs, mv])
+    tsecond = torch.autograd.grad(ts, [*txs, tv], allow_unused=True, materialize_grads=True)
+    for h, th in zip(second, tsecond):
+        close(h, th.numpy(force=True))     # torch gives a ZeroTensor for some
 
 
 def test_ties_in_max_and_maximum_match_torch():

@@ -82,17 +82,18 @@ class Pow(Op):
     @staticmethod
     def backward(ctx, g):
         pa, pb = ctx.parents
-        a, b = pa.data, pb.data
+        a, b, xp = pa.data, pb.data, ctx.xp
+        av, bv = xp.constant(a), xp.constant(b)          # their values, for the masks
         ga = gb = None
         with np.errstate(divide="ignore", invalid="ignore"):
             if pa.requires_grad:
                 ga = g * b * a ** (b - 1)
-                if not np.all(b):
-                    ga = np.where(b == 0, 0, ga).astype(ga.dtype, copy=False)
+                if not np.all(bv):
+                    ga = xp.where(bv == 0, 0, ga)        # a Python 0 takes ga's dtype
             if pb.requires_grad:
-                gb = g * ctx.data * np.log(a)
-                if not np.all(a):
-                    gb = np.where((a == 0) & (b >= 0), 0, gb).astype(gb.dtype, copy=False)
+                gb = g * ctx.data * xp.log(a)
+                if not np.all(av):
+                    gb = xp.where((av == 0) & (bv >= 0), 0, gb)
         return ga, gb
 
 
@@ -141,9 +142,9 @@ class Where(Op):
 
     @staticmethod
     def backward(ctx, g):
-        cond = ctx.saved
+        cond, xp = ctx.saved, ctx.xp
         zero = np.zeros((), dtype=g.dtype)
-        return np.where(cond, g, zero), np.where(cond, zero, g)
+        return xp.where(cond, g, zero), xp.where(cond, zero, g)
 
     @staticmethod
     def shape_error(sa, sb, cond):
@@ -250,7 +251,8 @@ class Abs(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * np.sign(ctx.parents[0].data),)
+        xp = ctx.xp
+        return (g * xp.sign(xp.constant(ctx.parents[0].data)),)
 
 
 @register
@@ -264,9 +266,7 @@ class Clip(Op):
 
     @staticmethod
     def backward(ctx, g):
-        a = ctx.saved
-        y = ctx.data
-        return (g * (a == y),)
+        return (g * (ctx.saved == ctx.xp.constant(ctx.data)),)   # a, where clip kept it
 
 
 @register

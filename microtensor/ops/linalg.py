@@ -4,10 +4,6 @@ import numpy as np
 from ..autograd import Gradient, Op, register
 
 
-def _swap(x):
-    return np.swapaxes(x, -1, -2)
-
-
 @register
 class MatMul(Op):
     """a @ b;  ∂a = g @ bᵀ, ∂b = aᵀ @ g (1-D operands promoted to matrices and back)"""
@@ -23,19 +19,20 @@ class MatMul(Op):
         a, b = pa.data, pb.data
         if a.ndim == 2 and b.ndim == 2:       # the hot path of every recurrent step
             return (g @ b.T if pa.requires_grad else None), (a.T @ g if pb.requires_grad else None)
+        xp = ctx.xp
         a1 = a[None, :] if a.ndim == 1 else a
         b1 = b[:, None] if b.ndim == 1 else b
         g1 = g                                # restore the dropped axes: n first, then m
         if b.ndim == 1:
-            g1 = np.expand_dims(g1, -1)
+            g1 = xp.expand_dims(g1, -1)
         if a.ndim == 1:
-            g1 = np.expand_dims(g1, -2)
+            g1 = xp.expand_dims(g1, -2)
         ga = gb = None
         if pa.requires_grad:
-            ga = g1 @ _swap(b1)
+            ga = g1 @ xp.swapaxes(b1, -1, -2)
             ga = ga[..., 0, :] if a.ndim == 1 else ga
         if pb.requires_grad:
-            gb = _swap(a1) @ g1
+            gb = xp.swapaxes(a1, -1, -2) @ g1
             gb = gb[..., 0] if b.ndim == 1 else gb
         return ga, gb
 
@@ -138,9 +135,9 @@ class Linear(Op):
         gx = gw = None
         if px.requires_grad:
             gx = g @ w if g.ndim <= 2 else (g.reshape(-1, g.shape[-1]) @ w).reshape(x.shape)
-        if pw.requires_grad:
-            gw = Outer(g if g.ndim == 2 else g.reshape(-1, g.shape[-1]),   # rows: every
-                       x if x.ndim == 2 else x.reshape(-1, x.shape[-1]))   # leading axis
+        if pw.requires_grad:                  # Σ gᵢᵀxᵢ: factored (Outer) on the NumPy path
+            gw = ctx.xp.outer(g if g.ndim == 2 else g.reshape(-1, g.shape[-1]),  # rows: every
+                              x if x.ndim == 2 else x.reshape(-1, x.shape[-1]))  # leading axis
         return (gx, gw) if len(ctx.parents) == 2 else (gx, gw, g)
 
     @staticmethod

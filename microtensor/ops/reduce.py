@@ -23,13 +23,13 @@ def normalize_axis(axis, ndim, op_name):
     return tuple(sorted(out))
 
 
-def _expand(g, shape, axis, keepdims):
+def _expand(xp, g, shape, axis, keepdims):
     """Put the reduced axes back into g (as size 1) so it broadcasts against the input."""
     if keepdims:
         return g
     if axis is None:
         return g.reshape((1,) * len(shape))
-    return np.expand_dims(g, axis)
+    return xp.expand_dims(g, axis)
 
 
 @register
@@ -44,7 +44,8 @@ class Sum(Op):
     @staticmethod
     def backward(ctx, g):
         shape, axis, keepdims = ctx.saved
-        return (np.broadcast_to(_expand(g, shape, axis, keepdims), shape),)
+        xp = ctx.xp
+        return (xp.broadcast_to(_expand(xp, g, shape, axis, keepdims), shape),)
 
 
 @register
@@ -60,8 +61,9 @@ class Mean(Op):
     def backward(ctx, g):
         shape, axis, keepdims = ctx.saved
         n = np.prod([shape[i] for i in axis]) if axis is not None else np.prod(shape)
-        g = _expand(g, shape, axis, keepdims) / g.dtype.type(n)
-        return (np.broadcast_to(g, shape),)
+        xp = ctx.xp
+        g = _expand(xp, g, shape, axis, keepdims) / g.dtype.type(n)
+        return (xp.broadcast_to(g, shape),)
 
 
 class _Extremum(Op):
@@ -75,10 +77,10 @@ class _Extremum(Op):
     @staticmethod
     def backward(ctx, g):
         a, axis, keepdims = ctx.saved
-        y = _expand(ctx.data, a.shape, axis, keepdims)
-        hit = a == y
+        xp = ctx.xp
+        hit = a == _expand(np, xp.constant(ctx.data), a.shape, axis, keepdims)  # a constant mask
         count = hit.sum(axis=axis, keepdims=True)
-        return (hit * (_expand(g, a.shape, axis, keepdims) / count).astype(g.dtype),)
+        return (hit * (_expand(xp, g, a.shape, axis, keepdims) / count).astype(g.dtype),)
 
 
 @register
@@ -124,7 +126,7 @@ class LogSoftmax(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (g - np.exp(ctx.data) * g.sum(axis=ctx.saved, keepdims=True),)
+        return (g - ctx.xp.exp(ctx.data) * g.sum(axis=ctx.saved, keepdims=True),)
 
 
 @register
@@ -150,18 +152,17 @@ class CrossEntropy(Op):
             out = losses.sum()
         else:
             out = losses
-        return out, (z, targets, lse, reduction)
+        return out, (targets, lse, reduction)
 
     @staticmethod
     def backward(ctx, g):
-        z, targets, lse, reduction = ctx.saved
-        p = z - lse[:, None]
-        np.exp(p, out=p)                                            # softmax(z)
-        p[np.arange(len(targets)), targets] -= 1
+        targets, lse, reduction = ctx.saved
+        xp = ctx.xp
+        p = xp.softmax_minus_onehot(ctx.parents[0].data, lse, targets)     # a new (N, C)
         if reduction == "mean":
-            p *= g / p.dtype.type(len(targets))
+            scale = g / p.dtype.type(len(targets))
         elif reduction == "sum":
-            p *= g
+            scale = g
         else:
-            p *= g[:, None]
-        return (p,)
+            scale = g[:, None]
+        return (xp.multiply(p, scale, out=p),)                      # in place on NumPy

@@ -30,7 +30,7 @@ class Transpose(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (np.transpose(g, ctx.saved),)
+        return (ctx.xp.transpose(g, ctx.saved),)
 
 
 @register
@@ -139,7 +139,22 @@ class GetItem(Op):
     @staticmethod
     def backward(ctx, g):
         index, shape, repeats = ctx.saved
-        return (Scatter(index, g, shape, repeats),)
+        return (ctx.xp.scatter(index, g, shape, repeats),)
+
+
+@register
+class ScatterAdd(Op):
+    """zeros(shape) with v added at index (repeated integer indices add up): getitem's
+    gradient as an op, so that create_graph can differentiate it;  ∂v = g[index]"""
+    name = "scatter_add"
+
+    @staticmethod
+    def forward(v, index, shape, repeats):
+        return Scatter(index, v, shape, repeats).dense(), index
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g[ctx.saved],)
 
 
 @register
@@ -154,7 +169,7 @@ class Stack(Op):
     @staticmethod
     def backward(ctx, g):
         axis = ctx.saved
-        return tuple(g if axis == 0 else np.moveaxis(g, axis, 0))
+        return tuple(g if axis == 0 else ctx.xp.moveaxis(g, axis, 0))
 
     @staticmethod
     def shape_error(*shapes, axis=0):
@@ -175,4 +190,4 @@ class Concat(Op):
     @staticmethod
     def backward(ctx, g):
         axis, offsets = ctx.saved
-        return tuple(np.split(g, offsets, axis=axis))
+        return tuple(ctx.xp.split(g, offsets, axis=axis))

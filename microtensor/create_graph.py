@@ -1,0 +1,229 @@
+"""create_graph=True: a backward walk whose gradients are Tensors, so they can be differentiated
+again (to any order).
+
+The walk is run_backward's creation-order heap without its fast lanes: gradients are
+Tensors, a second contribution is summed with the add op, and each op's backward (the same
+formula as on the NumPy path) is called with a `Context` whose `.data` and `.parents[i].data`
+are the Tensors themselves and whose `xp` (below) spells ops.xp's names with microtensor's
+differentiable ops, so every formula records its own graph. The ops made while walking node
+t carry t's name scope (its time step).
+"""
+from heapq import heappop, heappush
+
+import numpy as np
+
+from . import functions as fn
+from . import ops
+from .autograd import RELEASED, _backward_error, _check_grad_target, _released_error
+from .broadcast import unbroadcast
+from .errors import GraphError, MicrotensorError
+from .mode import current_scope, enable_grad, set_mode
+from .tensor import Tensor, _leaf, apply, as_tensor
+
+
+def _transpose(t, axes):
+    return apply(ops.Transpose, t, axes=axes)
+
+
+def _swapaxes(t, a, b):
+    axes = list(range(t.ndim))
+    axes[a], axes[b] = axes[b], axes[a]
+    return _transpose(t, tuple(axes))
+
+
+def _moveaxis(t, source, destination):
+    nd = t.ndim
+    axes = [i for i in range(nd) if i != source % nd]
+    axes.insert(destination % nd, source % nd)
+    return _transpose(t, tuple(axes))
+
+
+def _softmax_minus_onehot(z, lse, targets):
+    """softmax(z) − onehot(targets) as ops: softmax is differentiable again (lse, saved by
+    the forward for the NumPy path, would be a constant here)."""
+    from .functional import softmax
+    onehot = np.zeros(z.shape, dtype=z.dtype)
+    onehot[np.arange(len(targets)), targets] = 1
+    return softmax(z, axis=1) - onehot
+
+
+class xp:
+    """The array namespace of a create_graph backward: ops.xp's names, as microtensor ops."""
+    where = staticmethod(fn.where)
+    exp = staticmethod(Tensor.exp)
+    log = staticmethod(Tensor.log)
+    sign = staticmethod(np.sign)                            # of a constant
+    constant = staticmethod(lambda t: t.data)
+    multiply = staticmethod(lambda a, b, out=None: a * b)   # out= is NumPy's buffer
+    expand_dims = staticmethod(fn.expand_dims)
+    broadcast_to = staticmethod(fn.broadcast_to)
+    transpose = staticmethod(_transpose)
+    swapaxes = staticmethod(_swapaxes)
+    moveaxis = staticmethod(_moveaxis)
+    split = staticmethod(lambda t, offsets, axis: fn.split(t, list(offsets), axis))
+    outer = staticmethod(lambda a, b: a.T @ b)
+    scatter = staticmethod(lambda index, v, shape, repeats: apply(
+        ops.ScatterAdd, v, index=index, shape=shape, repeats=repeats))
+    softmax_minus_onehot = staticmethod(_softmax_minus_onehot)
+
+
+class _Input:
+    """An input as a create_graph backward sees it: .data is the Tensor itself."""
+    __slots__ = ("data", "requires_grad")
+
+    def __init__(self, t, wanted):
+        self.data, self.requires_grad = t, wanted
+
+
+class Context:
+    """What an op's backward reads as ctx when create_graph=True: the output and the inputs
+    as Tensors, the op's saved values, and the microtensor namespace."""
+    __slots__ = ("data", "parents", "saved")
+    xp = xp
+
+    def __init__(self, t, needed):
+        self.data, self.saved = t, t.saved
+        self.parents = tuple(_Input(p, p.requires_grad if needed is None else p.seq in needed)
+                             for p in t.parents)
+
+
+def run_backward_graph(roots, root_grads, retain_graph=True, capture=None, keep_grads=False):
+    """run_backward with Tensor gradients that record their own graph (create_graph=True).
+
+    root_grads are Tensors (they may require grad themselves: jvp's double-vjp needs it).
+    With `capture` (mt.grad) only the tensors on a path to a captured input are walked,
+    and an op is told that an input needs no gradient when none of them lies behind it.
+    Leaves that require grad get a Tensor in .grad (added to what was there), as torch.
+    """
+    needed = None if capture is None else _needed(roots, capture)
+    grads, heap, leaves = {}, [], []
+    finals, captured = [], {}
+    root_released = any(r.saved is RELEASED for r in roots)
+    scope = current_scope()
+    with enable_grad():
+        try:
+            for r, g in zip(roots, root_grads):
+                if needed is not None and r.seq not in needed:
+                    continue
+                if r.seq in grads:
+                    grads[r.seq] = grads[r.seq] + g
+                else:
+                    grads[r.seq] = g
+                    if r.op is None:
+                        leaves.append(r)
+                    else:
+                        heappush(heap, (-r.seq, r))
+            while heap:
+                t = heappop(heap)[1]
+                g = _visit(t, grads.pop(t.seq), capture, captured, keep_grads, finals)
+                if t.saved is RELEASED:
+                    raise _released_error(t, root_released)
+                set_mode(True, t.scope)
+                out = _call_backward(t, Context(t, needed), g)
+                if not retain_graph:
+                    t.saved = RELEASED
+                for i, (p, gp) in enumerate(zip(t.parents, out)):
+                    if gp is None or not p.requires_grad or \
+                            (needed is not None and p.seq not in needed):
+                        continue
+                    gp = _conform(gp, p, t, i)
+                    ps = p.seq
+                    if ps in grads:
+                        grads[ps] = grads[ps] + gp
+                    else:
+                        grads[ps] = gp
+                        if p.op is None:
+                            leaves.append(p)
+                        else:
+                            heappush(heap, (-ps, p))
+            set_mode(True, scope)
+            for t in leaves:
+                _visit(t, grads.pop(t.seq), capture, captured, keep_grads, finals)
+            for t, g in finals:
+                _store_grad(t, g)
+        finally:
+            set_mode(True, scope)
+    return captured
+
+
+def _needed(roots, capture):
+    """seqs of the tensors that lie on a path from a root to a captured input."""
+    seen, stack = {}, [r for r in roots if r.requires_grad]
+    while stack:
+        t = stack.pop()
+        if t.seq in seen:
+            continue
+        seen[t.seq] = t
+        if t.op is not None:
+            stack.extend(p for p in t.parents if p.requires_grad and p.seq not in seen)
+    needed = set()
+    for s in sorted(seen):                      # inputs before the ops that consume them
+        t = seen[s]
+        if id(t) in capture or (t.op is not None and
+                                any(p.seq in needed for p in t.parents)):
+            needed.add(s)
+    return needed
+
+
+def _call_backward(t, ctx, g):
+    try:
+        return t.op.backward(ctx, g)
+    except MicrotensorError:
+        raise
+    except (TypeError, AttributeError) as e:   # a NumPy-only call met a Tensor
+        raise GraphError(f"backward of {t.op.name} with create_graph=True: {e}. Op "
+                         f"'{t.op.name}' cannot be differentiated twice: its backward must "
+                         f"use ctx.xp and Tensor methods, not NumPy calls") from e
+    except (ValueError, IndexError, ArithmeticError) as e:
+        raise _backward_error(t, e) from e
+
+
+def _conform(g, p, node, i):
+    """g as the gradient of input p of node: a Tensor of p's shape (broadcast axes summed
+    down with the sum op, so that this too is differentiable)."""
+    if not isinstance(g, Tensor):
+        raise GraphError(f"backward of {node.op.name} with create_graph=True returned a "
+                         f"{type(g).__name__} for input {i}, not a Tensor: op "
+                         f"'{node.op.name}' cannot be differentiated twice (its backward "
+                         f"must build its gradients from ctx.xp and Tensor methods)")
+    if g.data.shape != p.data.shape:
+        g = unbroadcast(g, p.data.shape, node, p)
+    return g
+
+
+def _visit(t, g, capture, captured, keep_grads, finals):
+    """Hooks (they see and may replace the gradient Tensor), mt.grad's capture, and the
+    gradients to store once the walk has succeeded."""
+    meta = t._meta
+    if meta is not None and meta.hooks:
+        for hook in meta.hooks:
+            r = hook(g)
+            if r is not None:
+                g = as_tensor(r)
+    if capture is not None:
+        if id(t) in capture:
+            captured[id(t)] = g if g.dtype == t.data.dtype else g.astype(t.data.dtype)
+    elif keep_grads or t.op is None or (meta is not None and meta.retain):
+        finals.append((t, g))
+    return g
+
+
+def _store_grad(t, g):
+    """.grad becomes a Tensor with a graph: g, or what .grad held plus g."""
+    _check_grad_target(t, g.data.shape)
+    if g.dtype != t.data.dtype:
+        g = g.astype(t.data.dtype)
+    prev = t.grad
+    if prev is None:
+        t.grad = g
+    else:
+        t.grad = (prev if isinstance(prev, Tensor) else _leaf(prev)) + g
+
+
+def root_grad(t, grad, root_grad_array):
+    """The gradient a create_graph walk starts from at root t: grad itself when it is a
+    Tensor of t's shape (its graph is kept), else root_grad_array's result as a constant."""
+    if isinstance(grad, Tensor):
+        root_grad_array(t, grad.data)                  # the same checks and messages
+        return grad if grad.dtype == t.dtype else grad.astype(t.dtype)
+    return _leaf(root_grad_array(t, grad))
