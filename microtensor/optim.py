@@ -73,7 +73,8 @@ class Optimizer:
                 st = state.get(i)
                 if st is None:
                     st = state[i] = {}
-                self._update(p.data, p.grad, st, group)
+                g = p.grad          # a Tensor after backward(create_graph=True): its values
+                self._update(p.data, g if type(g) is np.ndarray else g.data, st, group)
         return loss
 
     def _update(self, x, g, st, group):

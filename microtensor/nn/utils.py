@@ -9,7 +9,9 @@ from ..tensor import Tensor
 def _grads(parameters):
     if isinstance(parameters, Tensor):
         parameters = [parameters]
-    return [p.grad for p in parameters if p.grad is not None]
+    # a Tensor .grad (left by backward(create_graph=True)) is clipped in its values, as torch
+    return [p.grad if isinstance(p.grad, np.ndarray) else p.grad.data
+            for p in parameters if p.grad is not None]
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
