@@ -75,6 +75,45 @@ def chain_torch(h0, w, b, steps):
     return Runner(step, lambda loss: (loss.item(), {"w": wt.grad.numpy(), "b": bt.grad.numpy()}))
 
 
+# ---- the same chain differentiated twice (benchmarks/bench_create_graph.py) -----------------
+# Each step: forward, the gradients of h_T.sum() with respect to w and b with create_graph=True,
+# and (hvp=True) the gradient of Σ ∂/∂w + Σ ∂/∂b, i.e. the Hessian times a vector of ones.
+
+def chain_create_graph_microtensor(h0, w, b, steps, hvp=False):
+    wt, bt = mt.tensor(w, requires_grad=True), mt.tensor(b, requires_grad=True)
+
+    def step():
+        h = mt.tensor(h0)
+        for _ in range(steps):
+            h = (h * wt + bt).tanh()
+        loss = h.sum()
+        gw, gb = mt.grad(loss, [wt, bt], create_graph=True)
+        if hvp:
+            gw, gb = mt.grad(gw.sum() + gb.sum(), [wt, bt])
+            return loss, gw, gb
+        return loss, gw.data, gb.data
+    return Runner(step, lambda out: (out[0].item(), {"w": out[1], "b": out[2]}))
+
+
+def chain_create_graph_torch(h0, w, b, steps, hvp=False):
+    import torch
+    wt = torch.tensor(w, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    ht = torch.tensor(h0)
+
+    def step():
+        h = ht
+        for _ in range(steps):
+            h = torch.tanh(h * wt + bt)
+        loss = h.sum()
+        gw, gb = torch.autograd.grad(loss, [wt, bt], create_graph=True)
+        if hvp:
+            gw, gb = torch.autograd.grad(gw.sum() + gb.sum(), [wt, bt])
+        return loss, gw, gb
+    return Runner(step, lambda out: (out[0].item(), {"w": out[1].detach().numpy(),
+                                                     "b": out[2].detach().numpy()}))
+
+
 # ---- one training step of the vanilla RNN: forward, mean cross-entropy, backward -----------
 
 def _read_hand(out):
@@ -184,6 +223,10 @@ CHAIN = {
     "NumPy, hand backward": chain_numpy,
     "torch eager": chain_torch,
     "microtensor": chain_microtensor,
+}
+CHAIN_CREATE_GRAPH = {
+    "torch eager": chain_create_graph_torch,
+    "microtensor": chain_create_graph_microtensor,
 }
 
 

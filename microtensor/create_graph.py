@@ -71,9 +71,6 @@ class _Input:
     """An input as a create_graph backward sees it: .data is the Tensor itself."""
     __slots__ = ("data", "requires_grad")
 
-    def __init__(self, t, wanted):
-        self.data, self.requires_grad = t, wanted
-
 
 class Context:
     """What an op's backward reads as ctx when create_graph=True: the output and the inputs
@@ -81,10 +78,21 @@ class Context:
     __slots__ = ("data", "parents", "saved")
     xp = xp
 
-    def __init__(self, t, needed):
-        self.data, self.saved = t, t.saved
-        self.parents = tuple(_Input(p, p.requires_grad if needed is None else p.seq in needed)
-                             for p in t.parents)
+
+_new = object.__new__
+
+
+def _context(t, needed):
+    """t's Context; an input that leads to no captured tensor is marked as needing no grad."""
+    ctx = _new(Context)
+    ctx.data, ctx.saved = t, t.saved
+    parents = []
+    for p in t.parents:
+        i = _new(_Input)
+        i.data, i.requires_grad = p, p.requires_grad if needed is None else p.seq in needed
+        parents.append(i)
+    ctx.parents = tuple(parents)
+    return ctx
 
 
 def run_backward_graph(roots, root_grads, retain_graph=True, capture=None, keep_grads=False):
@@ -99,7 +107,7 @@ def run_backward_graph(roots, root_grads, retain_graph=True, capture=None, keep_
     grads, heap, leaves = {}, [], []
     finals, captured = [], {}
     root_released = any(r.saved is RELEASED for r in roots)
-    scope = current_scope()
+    scope = here = current_scope()
     with enable_grad():
         try:
             for r, g in zip(roots, root_grads):
@@ -118,8 +126,10 @@ def run_backward_graph(roots, root_grads, retain_graph=True, capture=None, keep_
                 g = _visit(t, grads.pop(t.seq), capture, captured, keep_grads, finals)
                 if t.saved is RELEASED:
                     raise _released_error(t, root_released)
-                set_mode(True, t.scope)
-                out = _call_backward(t, Context(t, needed), g)
+                if t.scope != here:                 # the gradient's ops join t's scope
+                    here = t.scope
+                    set_mode(True, here)
+                out = _call_backward(t, _context(t, needed), g)
                 if not retain_graph:
                     t.saved = RELEASED
                 for i, (p, gp) in enumerate(zip(t.parents, out)):
@@ -151,17 +161,20 @@ def _needed(roots, capture):
     seen, stack = {}, [r for r in roots if r.requires_grad]
     while stack:
         t = stack.pop()
-        if t.seq in seen:
-            continue
-        seen[t.seq] = t
-        if t.op is not None:
-            stack.extend(p for p in t.parents if p.requires_grad and p.seq not in seen)
+        if t.seq not in seen:
+            seen[t.seq] = t
+            if t.op is not None:
+                stack.extend(t.parents)
     needed = set()
     for s in sorted(seen):                      # inputs before the ops that consume them
         t = seen[s]
-        if id(t) in capture or (t.op is not None and
-                                any(p.seq in needed for p in t.parents)):
+        if id(t) in capture:
             needed.add(s)
+        elif t.op is not None:
+            for p in t.parents:
+                if p.seq in needed:
+                    needed.add(s)
+                    break
     return needed
 
 

@@ -38,6 +38,16 @@ def test_the_chain_baselines_agree():
     assert failures == {} and set(ok) == set(names)
 
 
+@pytest.mark.skipif(torch is None, reason="the create_graph chain is compared with torch")
+@pytest.mark.parametrize("hvp", [False, True])
+def test_the_create_graph_chain_agrees_with_torch(hvp):
+    rng = np.random.default_rng(1)
+    h0, w, b = (rng.standard_normal(8) * 0.5 for _ in range(3))
+    runners = {n: make(h0, w, b, 30, hvp=hvp) for n, make in baselines.CHAIN_CREATE_GRAPH.items()}
+    ok, errors, failures, _ = bench_rnn.checked(runners, 1e-12)
+    assert failures == {} and set(ok) == set(runners)
+
+
 def test_a_baseline_that_disagrees_is_reported_and_not_timed():
     good = baselines.Runner(lambda: 1.0, lambda out: (out, {"W": np.ones(3)}))
     bad = baselines.Runner(lambda: 1.0, lambda out: (out, {"W": np.ones(3) * (1 + 1e-6)}))

@@ -23,7 +23,7 @@ CASES = [
      [r"Whh +\(100, 100\) +\d\.\d{3}e-\d\d", r"graph BPTT and hand BPTT are equal to round-off"]),
 ]
 # char_rnn.py and sample.py have their own subprocess tests in test_char_rnn.py
-ELSEWHERE = {"char_rnn.py", "sample.py", "render_graph.py"}
+ELSEWHERE = {"char_rnn.py", "sample.py", "render_graph.py", "rnn_jacobians.py"}
 
 
 def run(script, args):
@@ -52,6 +52,15 @@ def test_render_graph_example_writes_its_pictures(tmp_path):
     for name in ("rnn_graph.svg", "rnn_graph_grads.svg", "grad_flow.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
     assert "t = 3" in (tmp_path / "rnn_graph_grads.svg").read_text()
+
+
+def test_rnn_jacobians_example_checks_the_product_and_writes_its_picture(tmp_path):
+    done = run("rnn_jacobians.py", ["--out", str(tmp_path), "--steps", "12"])
+    assert done.returncode == 0, done.stderr
+    rows = re.findall(r"^ +(0\.9|1\.5|2\.5) .* (\d\.\de-\d\d)$", done.stdout, re.M)
+    assert [r[0] for r in rows] == ["0.9", "1.5", "2.5"], done.stdout
+    assert all(float(err) < 1e-12 for _, err in rows)     # ∂h_T/∂h_0: product = direct
+    assert (tmp_path / "rnn_jacobians.png").stat().st_size > 1000
 
 
 def test_every_example_is_exercised():
