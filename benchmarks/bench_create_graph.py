@@ -6,7 +6,8 @@ each in µs per forward op and as a ratio to torch eager in the same rounds:
   create_graph   forward + mt.grad(h_T.sum(), [w, b], create_graph=True): gradients as Tensors;
   + hvp          the same, then the gradient of Σ∂w + Σ∂b: a Hessian-vector product.
 Each pair is first checked equal (1e-12). Single-threaded, interleaved rounds, medians, as
-bench_rnn.py; never asserts a time.
+bench_rnn.py, but timed in CPU time of the thread (time.thread_time): this shared machine's
+load changes wall times by 2-5x from one minute to the next. Never asserts a time.
 
 Run from the repository root: python benchmarks/bench_create_graph.py [--quick]
 """
@@ -17,12 +18,13 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
+import time  # noqa: E402
 from functools import partial  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 import baselines  # noqa: E402
-from bench_rnn import (CHAIN_STEPS, _ratio_text, checked, interleaved, machine_header,  # noqa: E402
+from bench_rnn import (CHAIN_STEPS, _ratio_text, checked, machine_header,  # noqa: E402
                        markdown_table, ratio_stats, settle_allocator)
 
 try:
@@ -40,6 +42,20 @@ KINDS = {
 }
 
 
+def interleaved_cpu(runners, rounds, warmup=1):
+    """bench_rnn.interleaved, in CPU seconds of this thread."""
+    names = list(runners)
+    times = {name: [] for name in names}
+    for r in range(warmup + rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            start = time.thread_time()
+            runners[name].step()
+            if r >= warmup:
+                times[name].append(time.thread_time() - start)
+    return times
+
+
 def bench(quick):
     rng = np.random.default_rng(0)
     h0, w, b = rng.standard_normal(8) * 0.5, rng.standard_normal(8) * 0.5, rng.standard_normal(8) * 0.1
@@ -53,7 +69,7 @@ def bench(quick):
             rows.append({"kind": kind, "mt": failures.get("microtensor", ""), "torch": "",
                          "ratio": ""})
             continue
-        times = interleaved(ok, 3 if quick else max(7, int(6 / max(seconds, 1e-9))))
+        times = interleaved_cpu(ok, 3 if quick else max(7, int(6 / max(seconds, 1e-9))))
         mt_us = statistics.median(times["microtensor"]) / ops * 1e6
         torch_us = statistics.median(times["torch eager"]) / ops * 1e6
         rows.append({"kind": kind, "mt": f"{mt_us:.2f}", "torch": f"{torch_us:.2f}",
