@@ -16,7 +16,7 @@ import numpy as np
 
 import microtensor as mt
 import microtensor.functional as F
-from models import VanillaRNN
+from microtensor.models import VanillaRNN
 
 jacobian = mt.autograd.functional.jacobian
 RADII = (0.9, 1.5, 2.5)

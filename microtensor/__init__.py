@@ -12,8 +12,6 @@ from .functions import (abs, broadcast_to, clip, concat, exp, expand_dims, flatt
 from .tensor import Tensor, grad
 from .testing import gradcheck, gradgradcheck
 from . import functional  # noqa: E402
-from . import autograd, autograd_functional  # noqa: E402
-autograd.functional = autograd_functional     # mt.autograd.functional, as torch's
 
 float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
 

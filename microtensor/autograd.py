@@ -325,3 +325,11 @@ class TensorMeta:
             if r is not None:
                 g = np.asarray(r)
         return g
+
+
+def __getattr__(name):
+    """mt.autograd.functional (jacobian, hessian, …, as torch's), loaded on first use."""
+    if name == "functional":
+        from . import autograd_functional
+        return autograd_functional
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

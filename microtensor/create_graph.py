@@ -15,7 +15,7 @@ import numpy as np
 from . import functions as fn
 from . import ops
 from .autograd import RELEASED, _backward_error, _check_grad_target, _released_error
-from .broadcast import unbroadcast
+from .broadcast import unbroadcast, where
 from .errors import GraphError, MicrotensorError
 from .mode import current_scope, enable_grad, set_mode
 from .tensor import Tensor, _leaf, apply, as_tensor
@@ -132,11 +132,11 @@ def run_backward_graph(roots, root_grads, retain_graph=True, capture=None, keep_
                 out = _call_backward(t, _context(t, needed), g)
                 if not retain_graph:
                     t.saved = RELEASED
-                for i, (p, gp) in enumerate(zip(t.parents, out)):
+                for p, gp in zip(t.parents, out):
                     if gp is None or not p.requires_grad or \
                             (needed is not None and p.seq not in needed):
                         continue
-                    gp = _conform(gp, p, t, i)
+                    gp = _conform(gp, p, t)
                     ps = p.seq
                     if ps in grads:
                         grads[ps] = grads[ps] + gp
@@ -191,14 +191,14 @@ def _call_backward(t, ctx, g):
         raise _backward_error(t, e) from e
 
 
-def _conform(g, p, node, i):
+def _conform(g, p, node):
     """g as the gradient of input p of node: a Tensor of p's shape (broadcast axes summed
     down with the sum op, so that this too is differentiable)."""
     if not isinstance(g, Tensor):
-        raise GraphError(f"backward of {node.op.name} with create_graph=True returned a "
-                         f"{type(g).__name__} for input {i}, not a Tensor: op "
-                         f"'{node.op.name}' cannot be differentiated twice (its backward "
-                         f"must build its gradients from ctx.xp and Tensor methods)")
+        raise GraphError(f"{where(node, p)} with create_graph=True: the gradient is a "
+                         f"{type(g).__name__}, not a Tensor. Op '{node.op.name}' cannot be "
+                         f"differentiated twice: its backward must build its gradients from "
+                         f"ctx.xp and Tensor methods")
     if g.data.shape != p.data.shape:
         g = unbroadcast(g, p.data.shape, node, p)
     return g

@@ -6,7 +6,7 @@ import pytest
 
 import microtensor as mt
 import microtensor.functional as F
-from models import VanillaRNN
+from microtensor.models import VanillaRNN
 
 AF = mt.autograd.functional
 

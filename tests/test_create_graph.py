@@ -6,7 +6,7 @@ import microtensor as mt
 import microtensor.functional as F
 from microtensor.autograd import Op
 from microtensor.tensor import apply
-from models import VanillaRNN
+from microtensor.models import VanillaRNN
 from op_specs import ops_used
 
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 # packages re-export their public surface; plain modules own what they define
 PACKAGES = ["microtensor", "microtensor.nn", "microtensor.viz", "microtensor.models"]
-MODULES = ["microtensor.functional", "microtensor.nn.init", "microtensor.nn.utils",
+MODULES = ["microtensor.functional", "microtensor.autograd_functional", "microtensor.nn.init", "microtensor.nn.utils",
            "microtensor.optim", "microtensor.serialization", "microtensor.models.rnn_reference"]
 NUMPY_ALIASES = {"float32", "float64", "int64", "bool_"}      # mt.float64 is np.float64
 
