@@ -242,3 +242,22 @@ def test_gradgradcheck_checks_its_arguments():
     with pytest.raises(mt.GradcheckError, match="grad_outputs has shape"):
         mt.gradgradcheck(lambda t: t * t, [x], grad_outputs=np.ones(3))
     assert mt.gradgradcheck(lambda t: (t * t).sum(), [x], grad_outputs=np.array(2.0))
+
+
+def test_a_compiled_function_that_uses_create_graph_runs_eagerly():
+    """Its formulas read values (abs's sign, max's mask), which a replay would keep from the
+    trace: compile falls back, with one warning, and every call gives eager's result."""
+    w = mt.tensor([0.5, -1.0, 2.0], requires_grad=True)
+
+    def penalised(x):
+        out = ((x * w).abs() * x).sum() + (x * w).max()
+        (gx,) = mt.grad(out, x, create_graph=True)
+        return mt.grad(out + (gx * gx).sum(), w)[0]
+
+    step = mt.compile(penalised)
+    with pytest.warns(mt.CompileWarning, match="create_graph=True"):
+        step(mt.tensor([1.0, 2.0, -3.0], requires_grad=True))
+    for seed in range(3):
+        x = np.random.default_rng(seed).standard_normal(3)
+        np.testing.assert_array_equal(step(mt.tensor(x, requires_grad=True)),
+                                      penalised(mt.tensor(x, requires_grad=True)))

@@ -28,7 +28,7 @@ them — use the tensor methods that read values, which compile catches; Python 
 outside its arguments (a global flag, a counter) is baked in at trace time.
 
 Fallback. Reading a value during the trace (.item(), bool(t), .numpy(), .tolist(),
-np.asarray(t)), a hook or retain_grad, keep_grads, a random number not used as an array by
+np.asarray(t)), a hook or retain_grad, keep_grads, a create_graph=True backward, a random number not used as an array by
 an op, a write into a tensor's data outside ops and optimizer.step(), a returned tensor whose
 graph is still live, or anything else the plan cannot hold: fn finishes eagerly (its results
 are eager's), one CompileWarning says why, and calls with that signature run eagerly.

@@ -48,21 +48,21 @@ PINNED = {
     ('relu', 'backward'): 'c0b5436c245fa63e',
     ('sqrt', 'backward'): '7ae5da54c4b146fc',
     ('cast', 'backward'): '4cc642321926f0b6',
-    ('where', 'backward'): 'b7e5ef6971e4bb14',
-    ('matmul', 'backward'): 'fc78a011a49f9c6e',
+    ('where', 'backward'): 'cd4504c733a556c0',
+    ('matmul', 'backward'): 'ca6df0970cb345c3',
     ('linear', 'forward'): 'd140255c0a542e60',
-    ('linear', 'backward'): '79f09803f7298443',
+    ('linear', 'backward'): '880924a52797d5c0',
     ('getitem', 'forward'): '2a7bbee273d1cd7c',
-    ('getitem', 'backward'): '234154b9a83c161b',
+    ('getitem', 'backward'): '47a0f8f1865a765b',
     ('reshape', 'forward'): '07df13a05170f74d',
     ('reshape', 'backward'): '21031c841777990e',
     ('squeeze', 'backward'): '21031c841777990e',
     ('expand_dims', 'backward'): '21031c841777990e',
-    ('transpose', 'backward'): '140cbda4b2ba8ba3',
-    ('stack', 'backward'): 'ad8636e1b6b9621f',
-    ('concat', 'backward'): 'af5bff83c99b2b45',
-    ('sum', 'backward'): 'bb0bc84b137d5166',
-    ('mean', 'backward'): '1724f056131335c2',
+    ('transpose', 'backward'): 'd37e1da942b2a611',
+    ('stack', 'backward'): '6f6a95471757e0d1',
+    ('concat', 'backward'): 'e3b3f806629fe7e4',
+    ('sum', 'backward'): 'd23513ccf445f75a',
+    ('mean', 'backward'): '3fc62e54e623ff20',
 }
 
 
@@ -277,9 +277,11 @@ BACKWARD = {
 
 
 class _Stub:
-    """What an op's backward may read of a tensor: .data, .requires_grad (and ctx.saved)."""
+    """What an op's backward may read of a tensor: .data, .requires_grad (and ctx.saved), and
+    ctx.xp, the array namespace of a first-order backward (NumPy, as Tensor's)."""
     __slots__ = ("data", "requires_grad", "saved", "parents", "op", "scope", "seq", "_meta",
                  "grad")
+    xp = ops.xp
 
 
 def _stub(t, parents):

@@ -15,7 +15,7 @@ import types
 
 import numpy as np
 
-from .. import creation, functional, functions, ops, optim
+from .. import create_graph, creation, functional, functions, ops, optim
 from ..nn import layers, module, utils
 from ..tensor import Tensor, as_tensor
 from .record import Poison
@@ -136,6 +136,18 @@ def _backward(roots, root_grads, retain_graph=False, capture=None, keep_grads=Fa
     if rec is None:
         return _ORIG["run_backward"](roots, root_grads, retain_graph, capture, keep_grads)
     return record_backward(rec, roots, root_grads, retain_graph, capture, keep_grads)
+
+
+def _create_graph_walk(orig):
+    """A create_graph backward is not recorded: its formulas read values (the masks of abs,
+    clip, max, pow) that a replay would keep from the trace. fn runs eagerly instead."""
+    def run_backward_graph(*args, **kwargs):
+        rec = active()
+        if rec is not None:
+            rec.poison("fn differentiates with create_graph=True, which compile does not "
+                       "replay (its backward formulas read values)")
+        return orig(*args, **kwargs)
+    return run_backward_graph
 
 
 _grad_slot = Tensor.__dict__["grad"]
@@ -342,7 +354,9 @@ def _patches():
     out += [(T, "astype", _astype(T.__dict__["astype"])),
             (T, "__init__", _init(T.__dict__["__init__"])),
             (T, "grad", _grad_property),
-            (tensor_mod, "run_backward", _backward)]
+            (tensor_mod, "run_backward", _backward),
+            (create_graph, "run_backward_graph",
+             _create_graph_walk(create_graph.run_backward_graph))]
     apply = _apply(tensor_mod.apply)
     for owner in (tensor_mod, functional, functions):
         out.append((owner, "apply", apply))
