@@ -104,7 +104,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
 def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
             outer_jacobian_strategy="reverse-mode"):
     """∂²func/∂inputs² of a function with one-element output: for one input a Tensor of
-    shape in.shape + in.shape; for a tuple, a tuple of tuples H[i][j]."""
+    shape in.shape + in.shape; for a tuple, a tuple of tuples, `H[i][j]`."""
     in_tuple, inputs = _as_tuple(inputs, "inputs", "hessian")
 
     def scalar(*xs):
