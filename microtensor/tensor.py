@@ -272,7 +272,8 @@ class Tensor:
         return self
 
     def register_hook(self, fn):
-        """Call fn(grad) when this tensor's gradient is ready; a returned array replaces it."""
+        """Call fn(grad) when this tensor's gradient is ready; a returned array replaces it.
+        Under create_graph=True, grad (and what fn returns) is a Tensor."""
         if not self.requires_grad:
             raise GraphError("register_hook: cannot register a hook on a tensor that does "
                              "not require grad")
@@ -422,7 +423,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     one element; a number stands for an array of that value). An input that the outputs
     do not depend on gets a zero array. Results have each input's dtype.
     create_graph=True returns Tensors instead, whose graph can be differentiated again
-    (grad_outputs may then be Tensors that require grad); retain_graph defaults to it.
+    (grad_outputs may then be Tensors that require grad; an input not reached gets a
+    constant zero Tensor); retain_graph defaults to it.
     """
     found = _grads(outputs, inputs, grad_outputs, retain_graph, create_graph)
     zero = (lambda t: _leaf(np.zeros_like(t.data))) if create_graph else \
