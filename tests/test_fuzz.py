@@ -1,6 +1,8 @@
 """The differential fuzzer in CI: fixed seeds against torch and finite differences, the kink pass,
-a perturbed backward of every registered op caught, and the fuzzer's own machinery."""
+a perturbed backward of every registered op caught (and a perturbed double backward), and the
+fuzzer's own machinery."""
 import contextlib
+import functools
 import io
 from collections import Counter
 
@@ -18,12 +20,15 @@ from fuzz.report import explain
 from fuzz.run import execute, near_kink
 from fuzz.vocab import torch
 from microtensor.autograd import REGISTRY
+from microtensor.create_graph import Context
 from op_specs import ops_used
 
 CI_SEEDS = range(0, 160)
 KINK_SEEDS = range(0, 80)
 MUTATION_SEEDS = range(1000, 1012)
 GRADIENT_KINDS = {"backward vs torch", "mt.grad vs torch", "finite differences"}
+SECOND_KINDS = {"create_graph vs first order", "second derivatives vs torch"}
+SECOND_ORDER_ONLY = {"scatter_add"}        # ops that only a create_graph backward makes
 
 
 def _fail_with_first(reports, what):
@@ -57,22 +62,41 @@ def _recorded(program):
     return ops_used(loss)
 
 
+def _recorded_twice(program):
+    """The ops in the graphs of the leaves' create_graph gradients."""
+    with np.errstate(all="ignore"):
+        env, loss = execute(program)
+        grads = mt.grad(loss, [env[leaf.name] for leaf in program.leaves], create_graph=True)
+    return set().union(*(ops_used(g) for g in grads))
+
+
+@functools.lru_cache(maxsize=None)
+def _candidates(op):
+    """Up to three short programs recording `op` (in their create_graph gradients, for the
+    ops only those make) whose first and second derivatives were right, with their kinds."""
+    twice = op in SECOND_ORDER_ONLY       # longer: a getitem whose gradient is not constant
+    recorded, length = (_recorded_twice, 10) if twice else (_recorded, 3)
+    found = []
+    for seed in MUTATION_SEEDS:
+        p = generate(seed, force=op, length=length)
+        r = check(p)
+        if op in recorded(p) and not r.rejected and not (GRADIENT_KINDS | SECOND_KINDS) & \
+                set(r.kinds) and not any(k.startswith("crash") for k in r.kinds):
+            found.append((p, frozenset(r.kinds)))
+        if len(found) == 3:
+            break
+    assert found, f"no program among seeds {MUTATION_SEEDS} records {op} with right " \
+                  f"gradients, so the mutation cannot be judged"
+    return found
+
+
 @pytest.mark.parametrize("op", sorted(REGISTRY))
 def test_a_perturbed_backward_is_caught(op, monkeypatch):
     """Scale every gradient `op`'s backward returns by 1 + 1e-3 (through its upstream
     gradient, so every kind of gradient it returns is scaled): on short programs recording
-    `op` whose gradients were right, finite differences and torch must both see it."""
-    candidates = []
-    for seed in MUTATION_SEEDS:
-        p = generate(seed, force=op, length=3)
-        r = check(p)
-        if op in _recorded(p) and not r.rejected and not GRADIENT_KINDS & set(r.kinds) \
-                and not any(k.startswith("crash") for k in r.kinds):
-            candidates.append((p, set(r.kinds)))
-        if len(candidates) == 3:
-            break
-    assert candidates, f"no program among seeds {MUTATION_SEEDS} records {op} with right " \
-                       f"gradients, so the mutation cannot be judged"
+    `op` whose gradients were right, finite differences and torch must both see it (the
+    second derivatives, for an op that only a create_graph backward makes)."""
+    candidates = _candidates(op)
     cls = REGISTRY[op]
     original = cls.backward
     monkeypatch.setattr(cls, "backward",
@@ -80,11 +104,28 @@ def test_a_perturbed_backward_is_caught(op, monkeypatch):
     caught = []
     for p, before in candidates:
         new = set(check(p).kinds) - before
-        want = {"finite differences"} | ({"backward vs torch", "mt.grad vs torch"}
-                                         if torch is not None else set())
+        if op in SECOND_ORDER_ONLY:
+            want = {"second derivatives vs torch"} if torch is not None else set()
+        else:
+            want = {"finite differences"} | ({"backward vs torch", "mt.grad vs torch"}
+                                             if torch is not None else set())
         caught.append(want <= new)
     assert any(caught), f"{op}'s backward scaled by 1 + 1e-3 went unnoticed on seeds " \
                         f"{[p.seed for p, _ in candidates]}"
+
+
+@pytest.mark.parametrize("op", sorted(set(REGISTRY) - SECOND_ORDER_ONLY))
+def test_a_perturbed_double_backward_is_caught(op, monkeypatch):
+    """The same scaling only where `op`'s backward builds a graph (create_graph=True): the
+    second-order phase must see it, in the create_graph gradients or in their own."""
+    pytest.importorskip("torch")
+    cls = REGISTRY[op]
+    original = cls.backward
+    monkeypatch.setattr(cls, "backward", staticmethod(
+        lambda ctx, g: original(ctx, g * (1 + 1e-3) if type(ctx) is Context else g)))
+    caught = [bool(SECOND_KINDS & (set(check(p).kinds) - before))
+              for p, before in _candidates(op)]
+    assert any(caught), f"{op}'s create_graph backward scaled by 1 + 1e-3 went unnoticed"
 
 
 # ---- the generator draws what the issue asks for ------------------------------------------
@@ -131,7 +172,9 @@ def _stats(seeds, kinks=False):
 
 def test_programs_draw_every_registered_op_and_every_form():
     s, ops, tags = _stats(CI_SEEDS)
-    assert ops == set(REGISTRY), f"never recorded: {set(REGISTRY) - ops}"
+    assert ops == set(REGISTRY) - SECOND_ORDER_ONLY, f"never recorded: {set(REGISTRY) - ops}"
+    twice = set().union(*(_recorded_twice(generate(seed)) for seed in CI_SEEDS[:40]))
+    assert SECOND_ORDER_ONLY <= twice, f"never made by create_graph: {SECOND_ORDER_ONLY - twice}"
     missing = set(forms.INDEX_FORMS) - tags
     assert not missing, f"index forms never drawn: {missing}"
     assert {"shared weight", "big linear"} <= tags

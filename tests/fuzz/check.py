@@ -7,13 +7,15 @@ from .run import (FD_STEP, TOL_FD, TOL_FLOAT32, TOL_SAME, TOL_TORCH, Report, Stm
                   fmt, grads_of, compare, execute, loss_terms, near_kink)
 from .vocab import CALLS, torch
 
-PHASES = ("mt", "torch", "float32", "fd")
+PHASES = ("mt", "torch", "float32", "fd", "second")
 
 
 def check(program, phases=PHASES):
     """Run the program and compare: loss and gradients (backward, mt.grad, a retained
     intermediate, two accumulating backwards) with torch in float64; a float32 run with the
-    float64 one; every leaf's gradient with central differences (outside the kink pass)."""
+    float64 one; every leaf's gradient with central differences; and (second) the gradients
+    again with create_graph=True and their own gradient with torch's double backward (the
+    last two outside the kink pass)."""
     r = Report(program)
     with np.errstate(all="ignore"):
         r.rejected = near_kink(program)
@@ -28,6 +30,8 @@ def check(program, phases=PHASES):
             _float32_phase(r, program, got)
         if "fd" in phases and not program.kinks:
             _fd_phase(r, program, got)
+        if "second" in phases and not program.kinks and torch is not None:
+            _second_phase(r, program, got)
     return r
 
 
@@ -210,3 +214,43 @@ def _fd_phase(r, program, got):
                                              f"backward {analytic!r}, central differences "
                                              f"{numeric!r}")
                 break
+
+
+def second_order(program, env, loss):
+    """create_graph=True: the leaves' gradients as Tensors, then the gradient of their random
+    projection Σ wᵢ·∂loss/∂xᵢ (a Hessian-vector product); (first, second) as arrays."""
+    leaves = [env[leaf.name] for leaf in program.leaves]
+    rng = np.random.default_rng(program.seed + 7)
+    ws = [rng.standard_normal(t.shape) for t in leaves]
+    first = mt.grad(loss, leaves, create_graph=True)
+    proj = mt.stack([(g * w).sum() for g, w in zip(first, ws)]).sum()
+    second = mt.grad(proj, leaves) if proj.requires_grad else [np.zeros(t.shape) for t in leaves]
+    return [g.data for g in first], list(second), ws
+
+
+def _second_phase(r, program, got):
+    """The create_graph gradients against mt.grad's, their gradient against torch's."""
+    fwd = _forward(r, program)
+    if fwd is None:
+        return
+    names = [leaf.name for leaf in program.leaves]
+    try:
+        first, second, ws = second_order(program, *fwd)
+    except Exception as e:
+        _crash(r, "create_graph", e)
+        return
+    if got["grad"] is not None:
+        compare(r, "create_graph vs first order", names, first, got["grad"][:len(names)],
+                TOL_SAME, "create_graph", "mt.grad")
+    try:
+        env, loss = execute(program, "torch")
+        leaves = [env[n] for n in names]
+        tfirst = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
+        proj = sum((g * torch.from_numpy(w)).sum() for g, w in zip(tfirst, ws) if g is not None)
+        want = [None] * len(names)
+        if isinstance(proj, torch.Tensor) and proj.requires_grad:
+            want = [None if g is None else g.numpy(force=True)      # a ZeroTensor for some
+                    for g in torch.autograd.grad(proj, leaves, allow_unused=True)]
+    except Exception:                   # torch refusing the program: the torch phase says so
+        return
+    compare(r, "second derivatives vs torch", names, second, want, TOL_TORCH)

@@ -409,6 +409,7 @@ FORCE = {**{op: (arith, op) for op in ARITH}, "maximum": (extremum, "maximum"),
          "transpose": (transpose, None), "squeeze": (squeeze, None),
          "expand_dims": (expand_dims, None), "broadcast_to": (broadcast_to, None),
          "getitem": (getitem, None), "stack": (stack, None), "concat": (concat, None),
+         "scatter_add": (getitem, None),     # getitem's gradient: made by create_graph
          **{op: (unary, op) for op in ("exp", "log", "tanh", "sigmoid", "relu", "sqrt", "abs",
                                        "neg")},
          **{op: (reduce, op) for op in ("sum", "mean", "max", "min")},
