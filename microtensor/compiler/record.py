@@ -19,7 +19,7 @@ from ..autograd import next_seq
 try:
     from numpy.lib.array_utils import byte_bounds
 except ImportError:                     # NumPy < 2
-    from numpy import byte_bounds
+    from numpy import byte_bounds  # type: ignore[attr-defined,no-redef]
 
 ndarray = np.ndarray
 
