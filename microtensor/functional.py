@@ -3,6 +3,7 @@ import numpy as np
 
 from . import ops
 from .errors import ShapeError
+from .ops.linalg import LinearAdd
 from .tensor import Tensor, _binary_op, apply, as_tensor
 
 
@@ -32,16 +33,21 @@ _linear_no_bias = _binary_op(ops.Linear)
 
 
 def linear(x, weight, bias=None):
-    """x @ weightᵀ + bias as one op, weight of shape (out, in) as torch.nn.functional.linear.
-
-    bias may be (out,) or anything that broadcasts against the product, such as a
-    precomputed input projection: F.linear(h, Whh, xp_t) = h Whhᵀ + xp_t.
-    """
+    """x @ weightᵀ + bias as one op, as torch.nn.functional.linear: weight (out, in), bias
+    (out,). To add a whole precomputed term instead of a bias, use linear_add."""
     x = x if isinstance(x, Tensor) else as_tensor(x)
     weight = weight if isinstance(weight, Tensor) else as_tensor(weight)
     if bias is None:
         return _linear_no_bias(x, weight)
     return apply(ops.Linear, x, weight, bias if isinstance(bias, Tensor) else as_tensor(bias))
+
+
+def linear_add(x, weight, addend):
+    """x @ weightᵀ + addend as one op (torch.addmm(addend, x, weight.T)), addend of any shape
+    that broadcasts against the product: a recurrent step's h Whhᵀ + its precomputed row."""
+    x = x if isinstance(x, Tensor) else as_tensor(x)
+    weight = weight if isinstance(weight, Tensor) else as_tensor(weight)
+    return apply(LinearAdd, x, weight, addend if isinstance(addend, Tensor) else as_tensor(addend))
 
 
 def _reduce(loss, reduction, name):

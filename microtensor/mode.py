@@ -1,13 +1,15 @@
-"""Grad mode and name scopes: per thread and asyncio task (ContextVars), as in torch."""
+"""Grad mode, name scopes and time steps: per thread and asyncio task (ContextVars), as in torch."""
 import contextlib
 import contextvars
 import functools
 import inspect
+from typing import NamedTuple
 
 OFF = object()   # current_mode() when no graph is recorded
 
-# Ops read one value, current_mode(): OFF, or the current name scope (a str, or None outside
-# any scope) when grad is enabled; set_mode keeps the three in step.
+# Ops read one value, current_mode(): OFF, or the current scope when grad is enabled: None
+# outside any scope, a str inside name scopes, a Step inside a time step. Each tensor keeps it
+# in .scope. set_mode keeps the three in step.
 _enabled = contextvars.ContextVar("microtensor_grad_enabled", default=True)
 _scope = contextvars.ContextVar("microtensor_name_scope", default=None)
 _mode = contextvars.ContextVar("microtensor_mode", default=None)
@@ -97,11 +99,86 @@ def is_grad_enabled():
 def name_scope(name):
     """Mark every op made inside the block with `name` (nested scopes join with '/').
 
-    The recurrent unroller marks time step t with "t=3"; the renderer clusters by these marks.
+    Inside a time step the scope stays a Step, with `name` added to its `inner` part.
     """
     prev = _scope.get()
-    set_mode(_enabled.get(), name if prev is None else f"{prev}/{name}")
+    set_mode(_enabled.get(), child_scope(prev, name))
     try:
         yield
     finally:
         set_mode(_enabled.get(), prev)
+
+
+def child_scope(scope, name):
+    """The scope `name` opened inside `scope` (None, a str or a Step keeps being a Step)."""
+    if not name:
+        return scope
+    if isinstance(scope, Step):
+        return scope._replace(inner=f"{scope.inner}/{name}" if scope.inner else name)
+    return name if scope is None else f"{scope}/{name}"
+
+
+class StateRecord:
+    """What the steps of one recurrence hand on: its state's part names, which part is the
+    output, and — when the unroller records them — the seq of every part after each step
+    (`handed`, flat: step t's parts are handed[t·n : (t+1)·n]). None: mt.viz infers them."""
+    __slots__ = ("names", "output_index", "handed")
+
+    def __init__(self, names, output_index=0, handed=None):
+        self.names, self.output_index, self.handed = names, output_index, handed
+
+    def __repr__(self):
+        return f"StateRecord({self.names!r}, output_index={self.output_index})"
+
+
+class Step(NamedTuple):
+    """The time step an op was made in, kept in its tensor's .scope: step `t` of the
+    recurrence at `path` ('' at the top, 'layer0/reverse' inside Recurrent), with `inner`
+    the name scopes opened inside the step and `states` its StateRecord (or None).
+
+    A record rather than a string, so the unroller, mt.viz and error messages share one
+    meaning and nothing parses a name back; str() reads as the path, 'layer0/t=3/gate'.
+    """
+    path: str
+    t: int
+    inner: str = ""
+    states: StateRecord = None
+
+    def __str__(self):
+        return "/".join(p for p in (self.path, f"t={self.t}", self.inner) if p)
+
+    def __repr__(self):
+        return f"Step({str(self)!r})"
+
+
+_INFERRED = {}      # state names -> the StateRecord that user loops share (nothing recorded)
+
+
+class time_step:
+    """Mark every op made inside the block as time step t (a context manager).
+
+    For a loop of your own, as the unroller marks each step of nn.unroll: mt.viz then draws
+    one cluster per step, in time order, and collapses long runs of them; errors name the
+    step. The recurrence is the enclosing name scope (mt.name_scope("decoder")). With
+    state_names, mt.viz labels what each step hands on: for one name, the last tensor the
+    step makes that is used after it (h[t=3]); name other tensors with `tensor.name = …`.
+    """
+    __slots__ = ("t", "states", "prev")
+
+    def __init__(self, t, state_names=None):
+        if not isinstance(t, int) or isinstance(t, bool):
+            raise TypeError(f"time_step: t must be an int, got {type(t).__name__}")
+        self.t = t
+        self.states = None
+        if state_names is not None:
+            names = (state_names,) if isinstance(state_names, str) else tuple(state_names)
+            self.states = _INFERRED.get(names) or _INFERRED.setdefault(names, StateRecord(names))
+
+    def __enter__(self):
+        prev = self.prev = _scope.get()
+        set_mode(_enabled.get(), Step("" if prev is None else str(prev), self.t, "",
+                                      self.states))
+        return self
+
+    def __exit__(self, *exc):
+        set_mode(_enabled.get(), self.prev)

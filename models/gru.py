@@ -31,7 +31,7 @@ class GRUCell(nn.RecurrentCell):
     def precompute(self, xs):
         return F.linear(xs, self.weight_ih, self.bias_ih)
 
-    def forward(self, xp_t, h):
+    def forward(self, xp_t, h):                        # xp_t: this step's row of precompute
         x_r, x_z, x_n = mt.split(xp_t, 3, axis=1)
         h_r, h_z, h_n = mt.split(F.linear(h, self.weight_hh, self.bias_hh), 3, axis=1)
         r = (x_r + h_r).sigmoid()
@@ -39,16 +39,14 @@ class GRUCell(nn.RecurrentCell):
         n = (x_n + r * h_n).tanh()
         return n + z * (h - n)          # (1 − z) ⊙ n + z ⊙ h, one op fewer
 
-    def make(self, input_size):
-        return type(self)(input_size, self.hidden_size, self.bias, self.weight_hh.dtype)
-
     def extra_repr(self):
         return super().extra_repr() + ("" if self.bias else ", bias=False")
 
 
 class GRU(TorchLayoutRecurrent):
-    """A stacked GRU as torch.nn.GRU (time-major): forward(xs (T, B, I), state=None,
-    lengths=None) -> (outputs (T, B, D·H), h_n (L·D, B, H)).
+    """A stacked GRU as torch.nn.GRU: forward(xs (T, B, I), state=None, lengths=None) ->
+    (outputs (T, B, D·H), h_n (L·D, B, H)); batch_first: xs (B, T, I) and outputs
+    (B, T, D·H), the state as before.
 
     state is h_0 (L·D, B, H), zeros by default; lengths (B,) runs a padded batch as torch's
     pack_padded_sequence does (outputs past a sequence's end are 0). Dropout (training
@@ -56,6 +54,6 @@ class GRU(TorchLayoutRecurrent):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False,
-                 dropout=0.0, bias=True, dtype=np.float64):
+                 dropout=0.0, bias=True, dtype=np.float64, batch_first=False):
         super().__init__(GRUCell(input_size, hidden_size, bias, dtype), num_layers,
-                         bidirectional, dropout)
+                         bidirectional, dropout, batch_first)

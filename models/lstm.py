@@ -16,9 +16,10 @@ class LSTMCell(nn.RecurrentCell):
 
     weight_ih (4H, I), weight_hh (4H, H), bias_ih and bias_hh (4H,), all drawn from
     U(−1/√H, 1/√H) as torch does. The state is (h, c), each (B, H); the output is h.
-    The input projection of every step is one matmul before the loop (precompute).
+    The input projection of every step, both biases included, is one matmul before the
+    loop (precompute); a step is one linear_add and the gates.
     """
-    output_index = 0
+    state_names = ("h", "c")
 
     def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64):
         super().__init__(input_size, hidden_size)
@@ -29,32 +30,26 @@ class LSTMCell(nn.RecurrentCell):
         self.bias_ih = uniform_weight((4 * H,), H, dtype) if bias else None
         self.bias_hh = uniform_weight((4 * H,), H, dtype) if bias else None
 
-    def initial_state(self, batch_size, dtype=np.float64):
-        return (mt.zeros(batch_size, self.hidden_size, dtype=dtype),
-                mt.zeros(batch_size, self.hidden_size, dtype=dtype))
-
     def precompute(self, xs):
         if not self.bias:
             return F.linear(xs, self.weight_ih)
         return F.linear(xs, self.weight_ih, self.bias_ih + self.bias_hh)   # two (4H,) added once
 
-    def forward(self, xp_t, state):
+    def forward(self, xp_t, state):                    # xp_t: this step's row of precompute
         h, c = state
-        gates = F.linear(h, self.weight_hh, xp_t)      # h W_hhᵀ + that step's row: one op
+        gates = F.linear_add(h, self.weight_hh, xp_t)  # h W_hhᵀ + x W_ihᵀ + b_ih + b_hh
         i, f, g, o = mt.split(gates, 4, axis=1)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
         return o.sigmoid() * c.tanh(), c
-
-    def make(self, input_size):
-        return type(self)(input_size, self.hidden_size, self.bias, self.weight_hh.dtype)
 
     def extra_repr(self):
         return super().extra_repr() + ("" if self.bias else ", bias=False")
 
 
 class LSTM(TorchLayoutRecurrent):
-    """A stacked LSTM as torch.nn.LSTM (time-major): forward(xs (T, B, I), state=None,
-    lengths=None) -> (outputs (T, B, D·H), (h_n, c_n) each (L·D, B, H)).
+    """A stacked LSTM as torch.nn.LSTM: forward(xs (T, B, I), state=None, lengths=None) ->
+    (outputs (T, B, D·H), (h_n, c_n) each (L·D, B, H)); batch_first: xs (B, T, I) and
+    outputs (B, T, D·H), the state as before.
 
     state is (h_0, c_0), each (L·D, B, H), zeros by default; lengths (B,) runs a padded
     batch as torch's pack_padded_sequence does (outputs past a sequence's end are 0).
@@ -63,6 +58,6 @@ class LSTM(TorchLayoutRecurrent):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False,
-                 dropout=0.0, bias=True, dtype=np.float64):
+                 dropout=0.0, bias=True, dtype=np.float64, batch_first=False):
         super().__init__(LSTMCell(input_size, hidden_size, bias, dtype), num_layers,
-                         bidirectional, dropout)
+                         bidirectional, dropout, batch_first)

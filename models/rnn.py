@@ -7,30 +7,26 @@ from microtensor import nn
 
 
 class VanillaRNNCell(nn.RecurrentCell):
-    """h_t = tanh(x_t Wxhᵀ + h_{t−1} Whhᵀ + bh).
+    """h_t = tanh(x_t Wxhᵀ + h_{t−1} Whhᵀ + bh), for nn.unroll and nn.Recurrent.
 
-    The input projection x Wxhᵀ + bh of every step is one matmul before the loop
-    (precompute), so a step is one linear op (h Whhᵀ plus that row) and a tanh.
-    init="classic" draws weights from N(0, 0.01²) with zero biases, as min-char-rnn;
-    init="torch" uses U(−1/√H, 1/√H) for all, as torch.nn.RNN.
+    precompute projects every step's input, x Wxhᵀ + bh, in one matmul before the loop, so a
+    step is one linear_add (h Whhᵀ plus its row) and a tanh. init="classic" draws weights
+    from N(0, 0.01²) with zero biases, as min-char-rnn; init="torch" uses U(−1/√H, 1/√H)
+    for all, as torch.nn.RNN.
     """
 
     def __init__(self, input_size, hidden_size, init="classic", dtype=np.float64):
         super().__init__(input_size, hidden_size)
         H, I = hidden_size, input_size
-        self.init = init
         self.Wxh = nn.Parameter(_weight((H, I), H, init, dtype))
         self.Whh = nn.Parameter(_weight((H, H), H, init, dtype))
         self.bh = nn.Parameter(_bias(H, H, init, dtype))
 
     def precompute(self, xs):
-        return F.linear(xs, self.Wxh, self.bh)
+        return F.linear(xs, self.Wxh, self.bh)          # x_t Wxhᵀ + bh for every t
 
-    def forward(self, xp_t, h):
-        return F.linear(h, self.Whh, xp_t).tanh()     # tanh(h Whhᵀ + x Wxhᵀ + bh)
-
-    def make(self, input_size):
-        return type(self)(input_size, self.hidden_size, self.init, self.Whh.dtype)
+    def forward(self, xp_t, h):                         # xp_t: this step's row of precompute
+        return F.linear_add(h, self.Whh, xp_t).tanh()
 
 
 def _weight(shape, fan, init, dtype):
@@ -50,43 +46,77 @@ def _bias(n, fan, init, dtype):
 
 
 class VanillaRNN(nn.Module):
-    """A vanilla RNN with a linear output: y_t = h_t Whyᵀ + by, softmax on top.
+    """min-char-rnn's model: h_t = tanh(x_t Wxhᵀ + h_{t−1} Whhᵀ + bh), y_t = h_t Whyᵀ + by,
+    softmax on top, with its parameters and names: Wxh (H, I), Whh (H, H), Why (O, H),
+    bh (H,), by (O,). The loop over time is written out, each step marked with
+    mt.time_step (so mt.viz clusters and labels it); BPTT is loss.backward().
 
-    Parameters as in the classic tutorials: Wxh (H, I), Whh (H, H), Why (O, H), bh (H,),
-    by (O,). The recurrence is VanillaRNNCell, unrolled by mt.nn.unroll, so BPTT is just
-    loss.backward(). forward(xs (T, B, I), h0 (B, H) = zeros) -> (logits (T, B, O), h_T).
+    forward(xs (T, B, I), h0 (B, H) = zeros) -> (logits (T, B, O), h_T (B, H));
+    batch_first=True: xs (B, T, I) and logits (B, T, O), as torch's batch_first.
     """
 
     def __init__(self, input_size, hidden_size, output_size, init="classic",
-                 dtype=np.float64):
+                 dtype=np.float64, batch_first=False):
         super().__init__()
-        cell = VanillaRNNCell(input_size, hidden_size, init, dtype)
-        self.Wxh, self.Whh, self.bh = cell.Wxh, cell.Whh, cell.bh   # the classic names
-        self.Why = nn.Parameter(_weight((output_size, hidden_size), hidden_size, init, dtype))
-        self.by = nn.Parameter(_bias(output_size, hidden_size, init, dtype))
-        object.__setattr__(self, "cell", cell)   # a view of the five: not registered twice
+        H = hidden_size
+        self.Wxh = nn.Parameter(_weight((H, input_size), H, init, dtype))
+        self.Whh = nn.Parameter(_weight((H, H), H, init, dtype))
+        self.bh = nn.Parameter(_bias(H, H, init, dtype))
+        self.Why = nn.Parameter(_weight((output_size, H), H, init, dtype))
+        self.by = nn.Parameter(_bias(output_size, H, init, dtype))
         self.input_size, self.hidden_size, self.output_size = \
             input_size, hidden_size, output_size
+        self.batch_first = batch_first
 
     def forward(self, xs, h0=None):
-        xs = mt.as_tensor(xs)
-        hs, h_T = nn.unroll(self.cell, xs, h0)
-        return F.linear(hs, self.Why, self.by), h_T
+        xs, h = self._checked(mt.as_tensor(xs), h0)
+        xp = F.linear(xs, self.Wxh, self.bh)            # x_t Wxhᵀ + bh for every t: one matmul
+        hs = []
+        for t in range(len(xp)):
+            with mt.time_step(t, state_names="h"):
+                h = F.linear_add(h, self.Whh, xp[t]).tanh()     # tanh(h Whhᵀ + x_t Wxhᵀ + bh)
+            hs.append(h)
+        hs = mt.stack(hs, axis=1 if self.batch_first else 0)
+        return F.linear(hs, self.Why, self.by), h
+
+    def _checked(self, xs, h0):
+        """xs time-major and h0 (zeros by default), or an error saying what was expected."""
+        layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+        if xs.ndim != 3 or xs.shape[-1] != self.input_size or 0 in xs.shape[:2]:
+            raise mt.ShapeError(f"VanillaRNN: expected xs of shape {layout} with T, B >= 1 "
+                                f"and I = {self.input_size}; got {xs.shape}")
+        dtype = self.Whh.dtype
+        if xs.dtype != dtype and xs.dtype.kind == "f":
+            raise mt.DTypeError(f"VanillaRNN: xs is {xs.dtype} but the parameters are {dtype}; "
+                                f"cast the input (xs.astype(np.{dtype})) or the model "
+                                f"(model.to(np.{xs.dtype}))")
+        if self.batch_first:
+            xs = xs.transpose(1, 0, 2)
+        B, H = xs.shape[1], self.hidden_size
+        if h0 is None:
+            return xs, mt.zeros(B, H, dtype=dtype)
+        if getattr(h0, "shape", None) != (B, H):
+            raise mt.ShapeError(f"VanillaRNN: h0 has shape {getattr(h0, 'shape', None)}; "
+                                f"expected (B, H) = ({B}, {H})")
+        return xs, h0
 
     def loss(self, xs, targets, h0=None, many_to_one=False):
-        """Mean softmax cross-entropy: over all T×B positions with targets (T, B), or over
-        the B last-step positions with targets (B,) when many_to_one. Returns (loss, h_T)."""
+        """Mean softmax cross-entropy: over all T×B positions with targets (T, B) (or
+        (B, T) when batch_first), or over the B last-step positions with targets (B,) when
+        many_to_one. Returns (loss, h_T)."""
         logits, h_T = self(xs, h0)
-        T, B, O = logits.shape
+        lead, O = logits.shape[:2], logits.shape[2]     # (T, B), or (B, T) if batch_first
         targets = np.asarray(targets)
-        want = (B,) if many_to_one else (T, B)
+        want = (h_T.shape[0],) if many_to_one else lead
         if targets.shape != want or targets.dtype.kind not in "iu":
+            layout = "(B,)" if many_to_one else "(B, T)" if self.batch_first else "(T, B)"
             raise mt.ShapeError(f"VanillaRNN.loss: targets must be integers of shape "
-                                f"{'(B,)' if many_to_one else '(T, B)'} = {want}; got "
-                                f"shape {targets.shape}, dtype {targets.dtype}")
+                                f"{layout} = {want}; got shape {targets.shape}, dtype "
+                                f"{targets.dtype}")
         if many_to_one:
-            return F.cross_entropy(logits[T - 1], targets), h_T
-        return F.cross_entropy(logits.reshape(T * B, O), targets.reshape(T * B)), h_T
+            last = logits[:, lead[1] - 1] if self.batch_first else logits[lead[0] - 1]
+            return F.cross_entropy(last, targets), h_T
+        return F.cross_entropy(logits.reshape(-1, O), targets.reshape(-1)), h_T
 
     @mt.no_grad()
     def generate(self, first, length, h0=None, temperature=1.0, greedy=False, rng=None):
@@ -106,9 +136,9 @@ class VanillaRNN(nn.Module):
         out = []
         dtype = self.Why.dtype
         for _ in range(length):
-            x = F.one_hot(idx, self.input_size, dtype=dtype).reshape(1, len(idx), -1)
-            logits, h = self(x, h)
-            z = logits.data[0] / temperature
+            x = F.one_hot(idx, self.input_size, dtype=dtype)[None]        # one step, (1, B, V)
+            logits, h = self(x.transpose(1, 0, 2) if self.batch_first else x, h)
+            z = (logits.data[:, 0] if self.batch_first else logits.data[0]) / temperature
             if greedy:
                 idx = z.argmax(axis=-1)
             else:
@@ -120,4 +150,4 @@ class VanillaRNN(nn.Module):
 
     def extra_repr(self):
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, " \
-               f"output_size={self.output_size}"
+               f"output_size={self.output_size}" + (", batch_first=True" if self.batch_first else "")

@@ -15,11 +15,13 @@ class TorchLayoutRecurrent(nn.Recurrent):
     which torch calls weight_ih_l{layer} (and weight_ih_l{layer}_reverse backwards).
 
     forward(xs (T, B, I), state=None, lengths=None) -> (outputs (T, B, D·H), final state),
-    each part of a state of shape (L·D, B, H), time-major as torch's default.
+    each part of a state of shape (L·D, B, H); time-major as torch's default, or xs
+    (B, T, I) and outputs (B, T, D·H) with batch_first.
     """
 
-    def __init__(self, cell, num_layers=1, bidirectional=False, dropout=0.0):
-        super().__init__(cell, num_layers, bidirectional, dropout)
+    def __init__(self, cell, num_layers=1, bidirectional=False, dropout=0.0,
+                 batch_first=False):
+        super().__init__(cell, num_layers, bidirectional, dropout, batch_first)
         self.input_size, self.hidden_size = cell.input_size, cell.hidden_size
 
     def torch_names(self):

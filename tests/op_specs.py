@@ -211,12 +211,23 @@ def concat_case(draw):
 @st.composite
 def linear_case(draw):
     """x of shape (…, in) with up to two leading axes, weight (out, in), and no bias, a bias
-    (out,) or anything that broadcasts against the product (a precomputed input term)."""
+    (out,), or anything else that broadcasts against the product (torch accepts it too)."""
     lead = draw(hnp.array_shapes(min_dims=0, max_dims=2, max_side=MAX_SIDE))
     n_in, n_out = draw(st.integers(1, MAX_SIDE)), draw(st.integers(1, MAX_SIDE))
     out = lead + (n_out,)
     bias = draw(st.sampled_from([None, (n_out,), (1,), out, (1,) * len(lead) + (n_out,)]))
     return (lead + (n_in,), (n_out, n_in)) + ((bias,) if bias else ()), {}
+
+
+@st.composite
+def linear_add_case(draw):
+    """x (…, in), weight (out, in) and an addend the product's shape or broadcasting into it
+    (a recurrent step's precomputed input row is the product's shape)."""
+    lead = draw(hnp.array_shapes(min_dims=0, max_dims=2, max_side=MAX_SIDE))
+    n_in, n_out = draw(st.integers(1, MAX_SIDE)), draw(st.integers(1, MAX_SIDE))
+    out = lead + (n_out,)
+    addend = draw(st.sampled_from([out, (n_out,), (1,) * len(lead) + (n_out,), ()]))
+    return (lead + (n_in,), (n_out, n_in), addend), {}
 
 
 @st.composite
@@ -262,6 +273,7 @@ SPECS = {
     "where": Spec(lambda a, b, cond: mt.where(cond, a, b), where_case(), (real, real)),
     "matmul": Spec(lambda a, b: a @ b, MATMUL, (real, real)),
     "linear": Spec(F.linear, linear_case(), (real, real, real)),
+    "linear_add": Spec(F.linear_add, linear_add_case(), (real, real, real)),
     "cross_entropy": Spec(lambda z, targets, reduction: F.cross_entropy(z, targets, reduction),
                           cross_entropy_case(), (real,)),
     "neg": Spec(lambda a: -a, UNARY, (real,)),
@@ -304,6 +316,7 @@ EDGES = [
     ("matmul", ((2, 1, 2, 3), (4, 3, 2)), {}),            # broadcast batch axes
     ("matmul", ((3,), (2, 3, 2)), {}),
     ("linear", ((2, 3, 4), (2, 4), (2,)), {}),
+    ("linear_add", ((3, 4), (2, 4), (3, 2)), {}),
     ("getitem", ((4, 3),), {"index": np.array([1, 1, 3, 1])}),
     ("getitem", ((4, 3),), {"index": (slice(None), [2, 0, 2])}),
     ("getitem", ((4, 3),), {"index": np.array([[True, False, True]] * 4)}),

@@ -55,6 +55,7 @@ TORCH = {
     "where": lambda a, b, cond: torch.where(torch.from_numpy(cond), a, b),
     "matmul": torch.matmul,
     "linear": lambda x, w, b=None: torch.nn.functional.linear(x, w) + (0 if b is None else b),
+    "linear_add": lambda x, w, c: torch.nn.functional.linear(x, w) + c,
     "cross_entropy": lambda z, targets, reduction: torch.nn.functional.cross_entropy(
         z, torch.from_numpy(targets), reduction=reduction),
     "neg": torch.neg,

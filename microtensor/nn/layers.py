@@ -10,6 +10,17 @@ from . import init
 from .module import Module, Parameter
 
 
+def check_dtype(where, what, dtype, want):
+    """A float input must have the parameters' dtype: NumPy would silently compute in the
+    wider one (twice the memory and time) and hand back gradients of the other, so raise as
+    torch does, naming both dtypes and the fix."""
+    if dtype is not None and dtype != want and dtype.kind == "f":
+        raise DTypeError(f"{where}: {what} is {dtype} but the parameters are {want}; cast the "
+                         f"input ({'xs' if what == 'xs' else 'x'}.astype(np.{want}), or "
+                         f"mt.tensor(..., dtype=np.{want})) or the model "
+                         f"(model.to(np.{dtype}))")
+
+
 class Linear(Module):
     """y = x Wᵀ + b with weight (out_features, in_features), as torch.nn.Linear.
 
@@ -29,6 +40,7 @@ class Linear(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x):
+        check_dtype("Linear", "the input", getattr(x, "dtype", None), self.weight.data.dtype)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):

@@ -1,26 +1,55 @@
 """Recurrent cells: the RecurrentCell API, the unroller, stacked/bidirectional Recurrent, TBPTT."""
+import functools
+import inspect
+
 import numpy as np
 
 from .. import functions as fn
-from ..mode import current_scope, is_grad_enabled, set_mode
 from ..creation import as_tensor
-from ..errors import ShapeError
+from ..errors import MicrotensorError, ShapeError
+from ..mode import StateRecord, Step, child_scope, current_scope, is_grad_enabled, set_mode
 from ..tensor import Tensor
+from .layers import check_dtype
 from .module import Module, ModuleList
 
 __all__ = ["RecurrentCell", "Recurrent", "unroll", "detach_state", "truncated_bptt"]
 
+_new_step = tuple.__new__      # Step(path, t, "", states) without NamedTuple's Python-level
+                               # __new__: the unroller makes one per step
+
 
 class RecurrentCell(Module):
-    """One step of a recurrence. Subclasses define `forward(x_t, state) -> state`.
+    """One step of a recurrence: subclasses define `forward(x_t, state) -> state`.
 
-    state is a Tensor of shape (B, hidden_size) or a tuple of them; `output_index` says
-    which element of a tuple state is the output (LSTM: 0, the h of (h, c)). Optional:
-    `precompute(xs)` maps the whole (T, B, I) input once before the loop (one matmul for
-    the input projection of every step); the step then receives its row of the result.
-    `make(input_size)` builds a fresh cell of the same kind for another layer or direction.
+    state_names: the parts of the state, each (B, hidden_size). The default ("h",) makes the
+        state one Tensor h; ("h", "c") makes it a tuple (h, c). The default initial_state,
+        the unroller's checks and error messages, and mt.viz's labels (h[t=3], c[t=3])
+        follow from it. output_index: the part that is the step's output (0: h of (h, c)).
+    precompute(xs): optional; maps the whole time-major input (T, B, I) once, before the
+        loop (the input projection of every step in one matmul). forward then receives
+        precompute(xs)[t] as x_t; without it, x_t is the input itself, (B, I).
+    Replication: a cell records the arguments its constructor was called with, and
+        make(input_size) calls the constructor again with the same arguments but the input
+        size (the argument named input_size, else the first one). nn.Recurrent builds every
+        other layer and direction this way, so a cell keeps its whole configuration.
     """
+    state_names = ("h",)
     output_index = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        names, k = cls.state_names, cls.output_index
+        if not (isinstance(names, tuple) and names and all(isinstance(n, str) for n in names)
+                and len(set(names)) == len(names)):
+            raise TypeError(f"{cls.__name__}.state_names must be a non-empty tuple of distinct "
+                            f"strings, such as ('h',) or ('h', 'c'); got {names!r}")
+        if not (isinstance(k, int) and 0 <= k < len(names)):
+            raise TypeError(f"{cls.__name__}.output_index must index state_names {names}; "
+                            f"got {k!r} (a tuple state declares its parts: state_names = "
+                            f"('h', 'c'))")
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            cls.__init__ = _recording(init)
 
     def __init__(self, input_size, hidden_size):
         super().__init__()
@@ -28,13 +57,18 @@ class RecurrentCell(Module):
         self.hidden_size = hidden_size
 
     def forward(self, x_t, state):
+        """One step: x_t is precompute(xs)[t] (the input (B, I) unless precompute is
+        overridden); state is what state_names declares. Returns the new state."""
         raise NotImplementedError(f"{type(self).__name__} must define forward(x_t, state)")
 
     def initial_state(self, batch_size, dtype=np.float64):
-        """Zeros of shape (batch_size, hidden_size); override for tuple states."""
-        return Tensor(np.zeros((batch_size, self.hidden_size), dtype=dtype))
+        """Zeros of shape (batch_size, hidden_size) for each part of the state."""
+        parts = tuple(Tensor(np.zeros((batch_size, self.hidden_size), dtype=dtype))
+                      for _ in self.state_names)
+        return parts if len(parts) > 1 else parts[0]
 
     def precompute(self, xs):
+        """xs (T, B, I), time-major, to what forward receives row by row (identity here)."""
         return xs
 
     def output(self, state):
@@ -42,31 +76,84 @@ class RecurrentCell(Module):
 
     def make(self, input_size):
         """A new cell like this one, with fresh parameters, taking input_size features."""
-        return type(self)(input_size, self.hidden_size)
+        config = self.__dict__.get("_config")
+        if config is None:
+            raise TypeError(f"{type(self).__name__}.make: this cell was not built by its "
+                            f"constructor, so its arguments are unknown; override make")
+        args, kwargs = config
+        sig = inspect.signature(type(self).__init__)
+        bound = sig.bind(self, *args, **kwargs)
+        params = list(sig.parameters.values())[1:]
+        which = "input_size" if "input_size" in sig.parameters else (
+            params[0].name if params and params[0].kind in (
+                params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD) else None)
+        if which is None:
+            raise TypeError(f"{type(self).__name__}.make: cannot tell which constructor "
+                            f"argument is the input size; name it input_size or override make")
+        bound.arguments[which] = input_size
+        return type(self)(*bound.args[1:], **bound.kwargs)
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}"
+
+
+def _recording(init):
+    """init, recording the arguments of the outermost call (the cell's own class) for make."""
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if "_config" not in self.__dict__:
+            self.__dict__["_config"] = (args, kwargs)
+        init(self, *args, **kwargs)
+    return __init__
 
 
 def _parts(state):
     return state if isinstance(state, tuple) else (state,)
 
 
+def _structure(cell, B):
+    """'a Tensor h of shape (B, H)' or 'a tuple (h, c) of shapes [...]', for messages."""
+    names, H = cell.state_names, cell.hidden_size
+    if len(names) == 1:
+        return f"a Tensor {names[0]} of shape (B, H) = ({B}, {H})"
+    return f"a tuple ({', '.join(names)}) of {len(names)} Tensors, each (B, H) = ({B}, {H})"
+
+
+def _check_dtype(cell, name, what, dtype):
+    """An input's float dtype must be the cell's parameters' (nn.layers.check_dtype)."""
+    for p in cell.parameters():
+        check_dtype(name, what, dtype, p.data.dtype)
+        return
+
+
 def _check_state(cell, state, batch, where, name):
-    """The state must have initial_state(batch)'s structure and shapes (and be Tensors)."""
-    want = cell.initial_state(batch)
-    shapes = [p.shape for p in _parts(want)]
+    """The state must have the parts state_names declares, each (B, H), as Tensors."""
     parts = _parts(state)
     for part in parts:
         if not isinstance(part, Tensor):
-            raise TypeError(f"{name}: {where} must be a Tensor or a tuple of Tensors, got "
+            raise TypeError(f"{name}: {where} must be {_structure(cell, batch)}; got a "
                             f"{type(part).__name__}")
+    want = cell.initial_state(batch)
+    shapes = [p.shape for p in _parts(want)]
     got = [p.shape for p in parts]
     if isinstance(state, tuple) != isinstance(want, tuple) or got != shapes:
         got = f"a tuple of shapes {got}" if isinstance(state, tuple) else f"shape {got[0]}"
-        want = f"a tuple of shapes {shapes}" if isinstance(want, tuple) else f"shape {shapes[0]}"
-        raise ShapeError(f"{name}: {where} has {got}; expected (B, H) = ({batch}, "
-                         f"{cell.hidden_size}), that is {want} as initial_state({batch})")
+        raise ShapeError(f"{name}: {where} has {got}; expected {_structure(cell, batch)} "
+                         f"(shapes {shapes if len(shapes) > 1 else shapes[0]}, as "
+                         f"initial_state({batch}))")
+    for part in parts:
+        _check_dtype(cell, name, where, part.data.dtype)
+
+
+def _check_initial(cell, state, name):
+    """initial_state() itself must match state_names: the usual slip is a tuple without them."""
+    n = len(_parts(state))
+    if isinstance(state, tuple) != (len(cell.state_names) > 1) or n != len(cell.state_names):
+        kind = f"a tuple of {n} tensors" if isinstance(state, tuple) else "one Tensor"
+        example = ("h",) if n == 1 else ("h", "c") if n == 2 else tuple(f"s{i}" for i in range(n))
+        raise TypeError(f"{name}.initial_state returned {kind}, but state_names is "
+                        f"{cell.state_names}; declare the parts of the state as a class "
+                        f"attribute, e.g. state_names = {example}")
 
 
 def _check_lengths(cell, lengths, T, B):
@@ -81,27 +168,37 @@ def _check_lengths(cell, lengths, T, B):
     return lengths
 
 
-def unroll(cell, xs, state=None, lengths=None, scope=None):
+def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
     """Run cell over xs (T, B, I) from state; return (outputs (T, B, H), final state).
 
-    Every op made at step t carries the name scope "t=t" (prefixed by `scope`), which
-    mt.viz draws as one cluster per step. With lengths (B,), sequence b stops at step
-    lengths[b]: later steps keep its state unchanged (and so give them exactly zero
-    gradient), its outputs there are 0, and its final state is the one at its last step.
+    batch_first: xs is (B, T, I) and outputs (B, T, H), as torch's batch_first; the state
+    keeps its layout. Every op made at step t carries the record mt.Step(path, t) in its
+    .scope (path: `scope` inside the enclosing name scope), which mt.viz draws as one
+    cluster per step; each step's state is recorded for mt.viz's labels. With lengths (B,),
+    sequence b stops at step lengths[b]: later steps keep its state unchanged (and so give
+    them exactly zero gradient), its outputs there are 0, and its final state is the one at
+    its last step. xs and state must have the parameters' float dtype (DTypeError).
     """
     name = type(cell).__name__ + (f" ({scope})" if scope else "")
     if isinstance(xs, np.ndarray):
         xs = as_tensor(xs)                 # shared, not copied
-    if not isinstance(xs, Tensor) or xs.ndim != 3 or xs.shape[0] == 0:
+    layout = "(B, T, I)" if batch_first else "(T, B, I)"
+    if not isinstance(xs, Tensor) or xs.ndim != 3 or xs.shape[1 if batch_first else 0] == 0:
         shape = xs.shape if hasattr(xs, "shape") else type(xs).__name__
-        raise ShapeError(f"{name}: expected xs of shape (T, B, I) with T >= 1 (time-major, "
-                         f"as torch.nn.RNN); got {shape}")
+        raise ShapeError(f"{name}: expected xs of shape {layout} with T >= 1 ("
+                         f"{'batch_first' if batch_first else 'time-major, as torch.nn.RNN; pass batch_first=True for (B, T, I)'}); "
+                         f"got {shape}")
+    if batch_first:
+        xs = xs.transpose(1, 0, 2)         # a view: the loop runs time-major
     T, B, I = xs.shape
     if I != cell.input_size:
+        dims = (B, T, cell.input_size) if batch_first else (T, B, cell.input_size)
         raise ShapeError(f"{name}: xs has {I} features, expected I = {cell.input_size} "
-                         f"(xs of shape (T, B, I) = ({T}, {B}, {cell.input_size}))")
+                         f"(xs of shape {layout} = {dims})")
+    _check_dtype(cell, name, "xs", xs.data.dtype)
     if state is None:
         state = cell.initial_state(B, dtype=xs.dtype)
+        _check_initial(cell, state, type(cell).__name__)
     else:
         _check_state(cell, state, B, "the initial state", name)
     shapes = [p.shape for p in _parts(state)]
@@ -111,18 +208,21 @@ def unroll(cell, xs, state=None, lengths=None, scope=None):
         steps = np.arange(T)[:, None] < lengths[None, :]            # (T, B)
         masks = [Tensor(m[:, None]) for m in steps]
     outer, enabled = current_scope(), is_grad_enabled()
-    base = "/".join(s for s in (outer, scope) if s) or None
-    prefix = f"{base}/" if base else ""
+    around = child_scope(outer, scope)     # the input projection belongs to no single step
+    base = "" if around is None else str(around)
+    record = StateRecord(cell.state_names, cell.output_index, [])
+    handed = record.handed
     outputs = []
     single = not isinstance(state, tuple)
+    t = None
     try:
-        set_mode(enabled, base)         # the input projection belongs to no single step
+        set_mode(enabled, around)
         xp = cell.precompute(xs)
         for t in range(T):
-            set_mode(enabled, f"{prefix}t={t}")
+            set_mode(enabled, _new_step(Step, (base, t, "", record)))
             new = cell(xp[t], state)
             if not (single and isinstance(new, Tensor) and new.data.shape == shapes[0]):
-                _check_step(name, new, shapes, t)
+                _check_step(cell, name, new, state, t)
             if masks is not None and not steps[t].all():
                 m = masks[t]
                 parts = tuple(fn.where(m, n, s) for n, s in zip(_parts(new), _parts(state)))
@@ -130,20 +230,39 @@ def unroll(cell, xs, state=None, lengths=None, scope=None):
                 outputs.append(fn.where(m, cell.output(new), 0.0))
             else:
                 outputs.append(cell.output(new))
+            if single:
+                handed.append(new.seq)
+            else:
+                handed.extend([p.seq for p in new])
             state = new
+    except MicrotensorError as e:
+        if t is None or str(e).startswith(name):    # before the loop, or ours: as it is
+            raise
+        raise type(e)(f"{name}, time step t={t}: {e}") from e
     finally:
         set_mode(enabled, outer)
-    return fn.stack(outputs), state
+    return fn.stack(outputs, axis=1 if batch_first else 0), state
 
 
-def _check_step(name, new, shapes, t):
+def _check_step(cell, name, new, state, t):
     """The state a step returned has the parts and shapes of the state it was given."""
-    parts = _parts(new)
-    if len(parts) != len(shapes) or any(
-            not isinstance(p, Tensor) or p.shape != s for p, s in zip(parts, shapes)):
+    names, parts, given = cell.state_names, _parts(new), _parts(state)
+    shapes = [p.shape for p in given]
+    want = (f"a tuple ({', '.join(names)}) of shapes {shapes}" if len(names) > 1
+            else f"one Tensor {names[0]} of shape {shapes[0]}")
+    if isinstance(new, tuple) != isinstance(state, tuple) or len(parts) != len(given):
+        got = f"a tuple of {len(parts)}" if isinstance(new, tuple) else \
+            f"a {type(new).__name__}"
+        fix = (f"return ({', '.join(names)})" if len(names) > 1 else
+               f"return one Tensor, or declare state_names with {len(parts)} names for a "
+               f"tuple state")
+        raise ShapeError(f"{name}.forward returned {got} at time step t={t}; its state is "
+                         f"{want} (state_names = {names}): {fix}")
+    if any(not isinstance(p, Tensor) or p.shape != s for p, s in zip(parts, shapes)):
         got = [getattr(p, "shape", type(p).__name__) for p in parts]
         raise ShapeError(f"{name}.forward returned a state of shapes {got} at time step "
-                         f"t={t}; expected the same shapes as the state it was given, {shapes}")
+                         f"t={t}; expected the same shapes as the state it was given, {shapes} "
+                         f"({', '.join(names)})")
 
 
 def _reverse_in_length(xs, lengths):
@@ -161,12 +280,15 @@ class Recurrent(Module):
 
     forward(xs (T, B, I), state=None, lengths=None) -> (outputs, final_state), as
     torch.nn.RNN/LSTM: outputs (T, B, D·H) (D = 2 if bidirectional), and each part of the
-    state of shape (L·D, B, H), layer-major then direction. The reverse direction runs a
-    fresh copy of the cell (cell.make) over each sequence reversed within its own length.
-    Dropout (training only) applies to each layer's outputs except the last.
+    state of shape (L·D, B, H), layer-major then direction. batch_first: xs (B, T, I) and
+    outputs (B, T, D·H); the state keeps its layout. Every other layer and direction runs
+    cell.make(...): a fresh cell built with the same arguments as `cell` but its input size.
+    The reverse direction reads each sequence reversed within its own length. Dropout
+    (training only) applies to each layer's outputs except the last.
     """
 
-    def __init__(self, cell, num_layers=1, bidirectional=False, dropout=0.0):
+    def __init__(self, cell, num_layers=1, bidirectional=False, dropout=0.0,
+                 batch_first=False):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"Recurrent: num_layers must be >= 1, got {num_layers}")
@@ -175,6 +297,7 @@ class Recurrent(Module):
         self.num_layers = num_layers
         self.bidirectional = bidirectional
         self.dropout = dropout
+        self.batch_first = batch_first
         D = 2 if bidirectional else 1
         H = cell.hidden_size
         cells = []
@@ -192,7 +315,10 @@ class Recurrent(Module):
         if isinstance(xs, np.ndarray):
             xs = Tensor(xs)
         states = [None] * len(self.cells)     # a malformed xs: the first unroll says how
+        batch_first = self.batch_first
         if isinstance(xs, Tensor) and xs.ndim == 3:
+            if batch_first:
+                xs, batch_first = xs.transpose(1, 0, 2), False
             if lengths is not None:
                 lengths = _check_lengths(first, lengths, xs.shape[0], xs.shape[1])
             states = self._split_state(state, xs.shape[1])
@@ -210,29 +336,33 @@ class Recurrent(Module):
                     out, fin = unroll(cell, rev, states[k], lengths, scope)
                     out = _reverse_in_length(out, lengths)
                 else:
-                    out, fin = unroll(cell, layer_in, states[k], lengths, scope)
+                    out, fin = unroll(cell, layer_in, states[k], lengths, scope, batch_first)
                 outs.append(out)
                 finals.append(fin)
             layer_in = outs[0] if D == 1 else fn.concat(outs, axis=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 from ..functional import dropout
                 layer_in = dropout(layer_in, self.dropout)
+        if self.batch_first:
+            layer_in = layer_in.transpose(1, 0, 2)
         return layer_in, self._join_state(finals)
 
     def _split_state(self, state, B):
         n = len(self.cells)
         if state is None:
             return [None] * n
-        want = self.cells[0].initial_state(B)
-        shapes = [(n, *p.shape) for p in _parts(want)]
+        first = self.cells[0]
+        names = first.state_names
+        shapes = [(n, *p.shape) for p in _parts(first.initial_state(B))]
         parts = _parts(state)
         got = [getattr(p, "shape", type(p).__name__) for p in parts]
-        if isinstance(state, tuple) != isinstance(want, tuple) or got != shapes or \
+        if isinstance(state, tuple) != (len(names) > 1) or got != shapes or \
                 not all(isinstance(p, Tensor) for p in parts):
-            kind = f"a tuple of {len(shapes)} tensors" if isinstance(want, tuple) else "a Tensor"
-            raise ShapeError(f"Recurrent({type(self.cells[0]).__name__}): the initial state "
+            kind = (f"a tuple ({', '.join(names)}) of {len(names)} tensors" if len(names) > 1
+                    else f"a Tensor {names[0]}")
+            raise ShapeError(f"Recurrent({type(first).__name__}): the initial state "
                              f"must be {kind} of shape (L·D, B, H) = ({n}, {B}, "
-                             f"{self.cells[0].hidden_size}); got "
+                             f"{first.hidden_size}); got "
                              f"{got if isinstance(state, tuple) else got[0]}")
         per_cell = [tuple(p[k] for p in parts) for k in range(n)]
         return [s if isinstance(state, tuple) else s[0] for s in per_cell]
@@ -244,7 +374,7 @@ class Recurrent(Module):
 
     def extra_repr(self):
         return f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, " \
-               f"dropout={self.dropout}"
+               f"dropout={self.dropout}" + (", batch_first=True" if self.batch_first else "")
 
 
 def detach_state(state):
@@ -280,4 +410,3 @@ def truncated_bptt(step, xs, targets, chunk, state=None, optimizer=None, clip=No
         losses.append(loss.item())
         state = detach_state(state)
     return losses, state
-

@@ -155,3 +155,19 @@ class Linear(Op):
                     f"{out} (a bias that would make the output larger is rejected, as in "
                     f"torch; add it after the product instead)")
         return None
+
+
+@register
+class LinearAdd(Linear):
+    """x @ Wᵀ + c for any c that broadcasts against the product, as torch.addmm(c, x, Wᵀ).
+
+    Linear's forward and backward (∂c = g): a recurrent step's h Whhᵀ plus its precomputed
+    input row is one node that draws Whh into every step, under a name that says so.
+    """
+    name = "linear_add"
+
+    @staticmethod
+    def shape_error(sx, sw, sc):
+        return Linear.shape_error(sx, sw) or (
+            f"linear_add: the addend of shape {sc} does not broadcast against x @ weightᵀ "
+            f"of shape {sx[:-1] + sw[:1]}")

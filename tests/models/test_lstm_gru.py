@@ -189,3 +189,37 @@ def test_repr():
     text = repr(LSTM(3, 4, num_layers=2, bidirectional=True))
     assert "3, 4, num_layers=2, bidirectional=True, dropout=0.0" in text
     assert "(0-1): 2 x LSTMCell(3, 4)" in text and "(2-3): 2 x LSTMCell(8, 4)" in text
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_batch_first_matches_torch(kind):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    theirs = getattr(torch.nn, kind.upper())(3, 4, num_layers=2, bidirectional=True,
+                                             batch_first=True).double()
+    ours = KINDS[kind](3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    ours.load_torch_state_dict(theirs.state_dict())
+    xs = rng.standard_normal((2, 5, 3))                      # (B, T, I)
+    xs_t = torch.tensor(xs, requires_grad=True)
+    out_t, fin_t = theirs(xs_t)
+    out_t.sum().backward()
+    xs_m = mt.tensor(xs, requires_grad=True)
+    out, fin = ours(xs_m)
+    out.sum().backward()
+    assert out.shape == (2, 5, 8) and max_rel(out.data, out_t.detach().numpy()) < 1e-10
+    for f, f_t in zip(parts(fin), parts(fin_t)):             # states stay (L·D, B, H)
+        assert f.shape == (4, 2, 4) and max_rel(f.data, f_t.detach().numpy()) < 1e-10
+    assert max_rel(xs_m.grad, xs_t.grad.numpy()) < 1e-10
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_every_layer_and_direction_keeps_bias_and_dtype(kind):
+    model = KINDS[kind](3, 4, num_layers=2, bidirectional=True, bias=False, dtype=np.float32)
+    assert [c.bias for c in model.cells] == [False] * 4
+    assert {p.dtype for p in model.parameters()} == {np.dtype(np.float32)}
+    assert sorted(model.torch_names()) == sorted(
+        f"weight_{w}_l{k}{d}" for w in ("ih", "hh") for k in (0, 1) for d in ("", "_reverse"))
+    with pytest.raises(mt.DTypeError, match=r"xs is float64 but the parameters are float32"):
+        model(mt.zeros(5, 2, 3))
+    out, _ = model(mt.zeros(5, 2, 3, dtype=np.float32))
+    assert out.dtype == np.float32

@@ -201,7 +201,9 @@ def test_generate_greedy_and_sampled():
 
 @pytest.mark.parametrize("bad, match", [
     (lambda m: m(mt.zeros(3, 4)), r"\(T, B, I\)"),
-    (lambda m: m(mt.zeros(3, 2, 7)), r"expected I = 4"),
+    (lambda m: m(mt.zeros(3, 2, 7)), r"VanillaRNN: expected xs of shape \(T, B, I\) .*I = 4; "
+                                     r"got \(3, 2, 7\)"),
+    (lambda m: m(mt.zeros(0, 2, 4)), r"T, B >= 1"),
     (lambda m: m(mt.zeros(3, 2, 4), mt.zeros(3, 5)), r"\(B, H\) = \(2, 5\)"),
     (lambda m: m.loss(mt.zeros(3, 2, 4), np.zeros((3, 3), dtype=int)), r"\(T, B\)"),
     (lambda m: m.loss(mt.zeros(3, 2, 4), np.zeros((2,), dtype=int), many_to_one=False),
@@ -212,3 +214,50 @@ def test_bad_input_errors(bad, match):
     model = make(4, 5, 3, 0)
     with pytest.raises(mt.ShapeError, match=match):
         bad(model)
+
+
+def test_one_owner_per_parameter_with_the_classic_names():
+    model = make(4, 5, 3, 0)
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["Wxh", "Whh", "bh", "Why", "by"] == list(model.state_dict())
+    assert [n for n, _ in model.named_modules()] == [""]      # nothing hidden beside them
+
+
+def test_each_step_is_marked_and_labelled_by_time_step():
+    model = make(4, 5, 3, 0)
+    logits, h = model(mt.zeros(3, 2, 4))
+    assert isinstance(h.scope, mt.Step) and (h.scope.path, h.scope.t) == ("", 2)
+    assert h.scope.states.names == ("h",)
+    assert h.op.name == "tanh" and h.parents[0].op.name == "linear_add"
+
+
+def test_batch_first_equals_time_major():
+    rng = np.random.default_rng(3)
+    tm, bf = make(4, 5, 3, 0), make(4, 5, 3, 0)
+    bf.batch_first = True
+    xs, targets = rng.standard_normal((6, 2, 4)), rng.integers(0, 3, (6, 2))
+    h0 = rng.standard_normal((2, 5))
+    for many_to_one, y in ((False, targets), (True, targets[-1])):
+        a, ha = tm.loss(xs, y, mt.tensor(h0), many_to_one=many_to_one)
+        yb = y if many_to_one else y.T
+        b, hb = bf.loss(xs.transpose(1, 0, 2), yb, mt.tensor(h0), many_to_one=many_to_one)
+        assert a.item() == b.item() and np.array_equal(ha.data, hb.data)
+    logits, _ = bf(xs.transpose(1, 0, 2))
+    assert logits.shape == (2, 6, 3)
+    assert np.array_equal(logits.data.transpose(1, 0, 2), tm(xs)[0].data)
+    assert "batch_first=True" in repr(bf)
+    tm, bf = make(4, 5, 4, 0), make(4, 5, 4, 0)
+    bf.batch_first = True
+    mt.manual_seed(1)
+    ga, _ = tm.generate([0, 1], 5)
+    mt.manual_seed(1)
+    gb, _ = bf.generate([0, 1], 5)
+    assert np.array_equal(ga, gb) and ga.shape == (5, 2)
+
+
+def test_an_input_of_another_float_dtype_is_a_clear_error():
+    model = make(4, 5, 3, 0, dtype=np.float32)
+    with pytest.raises(mt.DTypeError, match=r"VanillaRNN: xs is float64 but the parameters are "
+                                            r"float32; cast the input \(xs.astype\(np.float32\)\)"):
+        model(mt.zeros(3, 2, 4))
+    assert model(mt.zeros(3, 2, 4, dtype=np.float32))[0].dtype == np.float32

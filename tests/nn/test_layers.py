@@ -193,3 +193,13 @@ def test_mlp_matches_torch():
     ty.sum().backward()
     for (n, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
         np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-12, atol=1e-15, err_msg=n)
+
+
+def test_linear_rejects_an_input_of_another_float_dtype():
+    layer = Linear(3, 2, dtype=np.float32)
+    with pytest.raises(mt.DTypeError, match=r"Linear: the input is float64 but the parameters "
+                                            r"are float32; cast the input \(x.astype\(np.float32\)"
+                                            r".*model.to\(np.float64\)"):
+        layer(mt.ones(4, 3))
+    assert layer(np.ones((4, 3), np.float32)).dtype == np.float32
+    assert layer(mt.ones(4, 3).astype(np.float32)).dtype == np.float32

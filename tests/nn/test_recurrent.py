@@ -1,6 +1,5 @@
-"""mt.nn.RecurrentCell / unroll / Recurrent: custom cells, masking, errors, name scopes, TBPTT."""
-import re
-
+"""mt.nn.RecurrentCell / unroll / Recurrent: custom cells, replication, state parts, masking,
+batch_first, dtypes, errors, time-step records, TBPTT."""
 import numpy as np
 import pytest
 
@@ -34,7 +33,8 @@ class MinimalGatedUnit(RecurrentCell):
 
 class PeepholeLSTM(RecurrentCell):
     """An LSTM whose gates also see the cell (Gers & Schmidhuber, 2000). Its state is
-    (c, h), so output_index = 1 says the output is h."""
+    (c, h), so output_index = 1 says the output is h; the zero initial state follows."""
+    state_names = ("c", "h")
     output_index = 1
 
     def __init__(self, input_size, hidden_size):
@@ -43,10 +43,6 @@ class PeepholeLSTM(RecurrentCell):
         self.W = Parameter(rng.normal(0, 0.4, (4 * H, input_size + H)))   # acts on [x, h]
         self.b = Parameter(np.zeros(4 * H))
         self.peep = Parameter(rng.normal(0, 0.4, (3, H)))
-
-    def initial_state(self, batch_size, dtype=np.float64):
-        zeros = mt.zeros(batch_size, self.hidden_size, dtype=dtype)
-        return zeros, zeros
 
     def forward(self, x, state):
         c, h = state
@@ -115,10 +111,202 @@ def test_default_make_and_initial_state():
     cell = MinimalGatedUnit(3, 4)
     other = cell.make(5)
     assert type(other) is MinimalGatedUnit and other.W.shape == (8, 5)
+    assert other.W is not cell.W and not np.array_equal(other.U_f.data, cell.U_f.data)
     assert cell.initial_state(2).shape == (2, 4)
     assert repr(cell) == "MinimalGatedUnit(3, 4)"
     out, h = unroll(cell, np.zeros((2, 3, 3)))               # ndarray input is accepted
     assert out.shape == (2, 3, 4) and h.shape == (3, 4)
+
+
+# ---- replication: every layer and direction keeps the cell's configuration ------------
+class LeakyCell(RecurrentCell):
+    """h' = (1 − leak)·h + leak·squash(x W + h U), with a positional, a keyword and two
+    keyword-only extra arguments, all of which change what a step computes."""
+
+    def __init__(self, input_size, hidden_size, leak=0.5, *, squash="tanh", scale=1.0):
+        super().__init__(input_size, hidden_size)
+        self.leak, self.squash, self.scale = leak, squash, scale
+        rng = mt.generator()
+        self.W = Parameter(rng.normal(0, 0.5, (hidden_size, input_size)))
+        self.U = Parameter(rng.normal(0, 0.5, (hidden_size, hidden_size)))
+
+    def forward(self, x, h):
+        z = (F.linear(x, self.W) + F.linear(h, self.U)) * self.scale
+        z = z.tanh() if self.squash == "tanh" else z.sigmoid()
+        return h + self.leak * (z - h)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: LeakyCell(2, 3, 0.05, squash="sigmoid", scale=2.0),
+    lambda: LeakyCell(2, 3, leak=0.05, squash="sigmoid", scale=2.0),
+    lambda: LeakyCell(input_size=2, hidden_size=3, scale=2.0, squash="sigmoid", leak=0.05),
+], ids=["positional", "keyword", "all-keyword"])
+def test_recurrent_replicates_the_whole_configuration(build):
+    mt.manual_seed(0)
+    rnn = Recurrent(build(), num_layers=2, bidirectional=True)
+    assert [(c.input_size, c.leak, c.squash, c.scale) for c in rnn.cells] == \
+        [(2, 0.05, "sigmoid", 2.0), (2, 0.05, "sigmoid", 2.0),
+         (6, 0.05, "sigmoid", 2.0), (6, 0.05, "sigmoid", 2.0)]
+    assert len({id(c.W) for c in rnn.cells}) == 4           # fresh parameters for each
+    # each copy computes with that configuration: the same as a cell built by hand
+    xs = mt.tensor(np.random.default_rng(0).standard_normal((4, 2, 6)))
+    twin = LeakyCell(6, 3, 0.05, squash="sigmoid", scale=2.0)
+    twin.load_state_dict(rnn.cells[3].state_dict())
+    got, want = unroll(rnn.cells[3], xs)[0].data, unroll(twin, xs)[0].data
+    assert np.array_equal(got, want)
+    default = LeakyCell(6, 3)
+    default.load_state_dict(rnn.cells[3].state_dict())
+    assert not np.allclose(unroll(default, xs)[0].data, want)
+
+
+def test_make_finds_the_input_size_by_name_or_first_position():
+    class Named(RecurrentCell):
+        def __init__(self, hidden_size, input_size, k):
+            super().__init__(input_size, hidden_size)
+            self.k = k
+
+    class Unnamed(RecurrentCell):
+        def __init__(self, n_in, n_hidden, *, k):
+            super().__init__(n_in, n_hidden)
+            self.k = k
+
+    class Subclass(Unnamed):                       # inherits the constructor
+        pass
+
+    a = Named(4, 3, k=7).make(9)
+    assert (a.input_size, a.hidden_size, a.k) == (9, 4, 7)
+    for cls in (Unnamed, Subclass):
+        b = cls(3, 4, k=7).make(9)
+        assert type(b) is cls and (b.input_size, b.hidden_size, b.k) == (9, 4, 7)
+
+    class Variadic(RecurrentCell):
+        def __init__(self, *sizes):
+            super().__init__(*sizes)
+
+    with pytest.raises(TypeError, match=r"Variadic.make: cannot tell which constructor "
+                                        r"argument is the input size"):
+        Variadic(3, 4).make(5)
+
+
+# ---- state parts ----------------------------------------------------------------------
+def test_state_names_give_the_initial_state_and_its_dtype():
+    cell = PeepholeLSTM(3, 4)
+    c, h = cell.initial_state(2, dtype=np.float32)
+    assert c.shape == h.shape == (2, 4) and c.dtype == np.float32 and c is not h
+    assert not c.data.any() and not h.data.any()
+    out, (c, h) = unroll(cell, mt.zeros(5, 2, 3))
+    assert out.shape == (5, 2, 4) and np.array_equal(out.data[-1], h.data)   # output is h
+
+
+@pytest.mark.parametrize("names, index, match", [
+    ("h", 0, r"state_names must be a non-empty tuple of distinct strings"),
+    (("h", "h"), 0, r"distinct"),
+    ((), 0, r"non-empty"),
+    (("h", "c"), 2, r"output_index must index state_names \('h', 'c'\); got 2"),
+    (("h",), 1, r"got 1 \(a tuple state declares its parts: state_names"),
+])
+def test_bad_state_declarations_fail_when_the_class_is_made(names, index, match):
+    with pytest.raises(TypeError, match=match):
+        type("Bad", (RecurrentCell,), {"state_names": names, "output_index": index})
+
+
+class TupleWithoutNames(MinimalGatedUnit):
+    """Overrides initial_state with a tuple but forgets to declare state_names."""
+
+    def initial_state(self, batch_size, dtype=np.float64):
+        return mt.zeros(batch_size, 4, dtype=dtype), mt.zeros(batch_size, 4, dtype=dtype)
+
+
+def test_a_tuple_state_without_state_names_says_to_declare_them():
+    with pytest.raises(TypeError, match=r"TupleWithoutNames.initial_state returned a tuple "
+                                        r"of 2 tensors, but state_names is \('h',\); declare "
+                                        r".* state_names = \('h', 'c'\)"):
+        unroll(TupleWithoutNames(3, 4), mt.zeros(2, 2, 3))
+
+
+class TupleForSingle(MinimalGatedUnit):
+    def forward(self, xp, h):
+        h = super().forward(xp, h)
+        return h, h
+
+
+def test_a_step_returning_another_structure_names_the_fix():
+    with pytest.raises(mt.ShapeError, match=r"ForgetfulPeephole.forward returned a Tensor at "
+                                            r"time step t=0; its state is a tuple \(c, h\) of "
+                                            r"shapes \[\(2, 4\), \(2, 4\)\] \(state_names = "
+                                            r"\('c', 'h'\)\): return \(c, h\)"):
+        unroll(ForgetfulPeephole(3, 4), mt.zeros(4, 2, 3))
+    with pytest.raises(mt.ShapeError, match=r"TupleForSingle.forward returned a tuple of 2 at "
+                                            r"time step t=0; its state is one Tensor h of shape "
+                                            r"\(2, 4\) .*declare state_names with 2 names"):
+        unroll(TupleForSingle(3, 4), mt.zeros(4, 2, 3))
+
+
+def test_unroll_records_each_steps_state():
+    cell = PeepholeLSTM(2, 3)
+    xs = mt.tensor(np.random.default_rng(0).standard_normal((4, 2, 2)))
+    out, (c, h) = unroll(cell, xs, lengths=[4, 2])
+    step = out.parents[-1].scope                    # the last step's output: made in t=3
+    assert isinstance(step, mt.Step) and step.t == 3 and step.path == ""
+    rec = step.states
+    assert rec.names == ("c", "h") and rec.output_index == 1
+    assert rec.handed[-2:] == [c.seq, h.seq] and len(rec.handed) == 4 * 2
+
+
+# ---- batch_first ------------------------------------------------------------------------
+@pytest.mark.parametrize("cell_cls", CELLS)
+def test_unroll_batch_first_equals_time_major(cell_cls):
+    rng = np.random.default_rng(5)
+    mt.manual_seed(5)
+    cell = cell_cls(3, 4)
+    xs = rng.standard_normal((6, 2, 3))
+    runs = []
+    for batch_first in (False, True):
+        x = mt.tensor(xs.transpose(1, 0, 2) if batch_first else xs, requires_grad=True)
+        out, fin = unroll(cell, x, lengths=[6, 3], batch_first=batch_first)
+        cell.zero_grad()
+        (out.sum() + sum(p.sum() for p in parts(fin))).backward()
+        runs.append((out.data, [p.data for p in parts(fin)], x.grad,
+                     [p.grad.copy() for p in cell.parameters()]))
+    (o1, f1, g1, p1), (o2, f2, g2, p2) = runs
+    assert o2.shape == (2, 6, 4) and np.array_equal(o1, o2.transpose(1, 0, 2))
+    assert all(np.array_equal(a, b) for a, b in zip(f1, f2))       # states keep their layout
+    assert np.array_equal(g1, g2.transpose(1, 0, 2))
+    assert all(np.array_equal(a, b) for a, b in zip(p1, p2))
+
+
+def test_recurrent_batch_first_stacked_bidirectional():
+    rng = np.random.default_rng(6)
+    mt.manual_seed(6)
+    tm = Recurrent(PeepholeLSTM(3, 4), num_layers=2, bidirectional=True)
+    bf = Recurrent(PeepholeLSTM(3, 4), num_layers=2, bidirectional=True, batch_first=True)
+    bf.load_state_dict(tm.state_dict())
+    xs = rng.standard_normal((5, 3, 3))
+    state = tuple(mt.tensor(rng.standard_normal((4, 3, 4))) for _ in range(2))
+    a, (c1, h1) = tm(mt.tensor(xs), state, lengths=[5, 2, 4])
+    b, (c2, h2) = bf(mt.tensor(xs.transpose(1, 0, 2)), state, lengths=[5, 2, 4])
+    assert b.shape == (3, 5, 8) and np.array_equal(a.data, b.data.transpose(1, 0, 2))
+    assert np.array_equal(c1.data, c2.data) and np.array_equal(h1.data, h2.data)
+    assert "batch_first=True" in repr(bf)
+    with pytest.raises(mt.ShapeError, match=r"expected xs of shape \(B, T, I\)"):
+        bf(mt.zeros(3, 5))
+
+
+# ---- dtypes ------------------------------------------------------------------------------
+def test_a_float_input_of_another_dtype_is_a_clear_error():
+    cell = MinimalGatedUnit(3, 4).to(np.float32)
+    with pytest.raises(mt.DTypeError, match=r"MinimalGatedUnit: xs is float64 but the "
+                                            r"parameters are float32; cast the input "
+                                            r"\(xs.astype\(np.float32\).*model.to\(np.float64\)"):
+        unroll(cell, mt.zeros(2, 2, 3))
+    with pytest.raises(mt.DTypeError, match=r"the initial state is float64 but the "
+                                            r"parameters are float32"):
+        unroll(cell, mt.zeros(2, 2, 3, dtype=np.float32), mt.zeros(2, 4))
+    with pytest.raises(mt.DTypeError, match=r"PeepholeLSTM \(layer0\): xs is float32 but the "
+                                            r"parameters are float64"):
+        Recurrent(PeepholeLSTM(3, 4), num_layers=2)(mt.zeros(2, 2, 3, dtype=np.float32))
+    out, h = unroll(cell, mt.zeros(2, 2, 3, dtype=np.float32))
+    assert out.dtype == h.dtype == np.float32
 
 
 # ---- masking ---------------------------------------------------------------------------
@@ -212,15 +400,17 @@ def growing_in_layer1(rnn):
     (lambda: Recurrent(MinimalGatedUnit(3, 4))(mt.zeros(5, 2, 7)),
      r"MinimalGatedUnit: xs has 7 features, expected I = 3 .*\(5, 2, 3\)"),
     (lambda: unroll(MinimalGatedUnit(3, 4), mt.zeros(5, 2, 3), mt.zeros(2, 5)),
-     r"MinimalGatedUnit: the initial state has shape \(2, 5\); expected \(B, H\) = \(2, 4\)"),
+     r"MinimalGatedUnit: the initial state has shape \(2, 5\); expected a Tensor h of shape "
+     r"\(B, H\) = \(2, 4\)"),
     (lambda: unroll(MinimalGatedUnit(3, 4), mt.zeros(5, 2, 3), mt.zeros(3, 4)),
-     r"has shape \(3, 4\); expected \(B, H\) = \(2, 4\)"),
+     r"has shape \(3, 4\); expected a Tensor h of shape \(B, H\) = \(2, 4\)"),
     (lambda: unroll(PeepholeLSTM(3, 4), mt.zeros(5, 2, 3), mt.zeros(2, 4)),
-     r"PeepholeLSTM: the initial state has shape \(2, 4\); .*a tuple of shapes "
-     r"\[\(2, 4\), \(2, 4\)\]"),
+     r"PeepholeLSTM: the initial state has shape \(2, 4\); expected a tuple \(c, h\) of 2 "
+     r"Tensors, each \(B, H\) = \(2, 4\) \(shapes \[\(2, 4\), \(2, 4\)\]"),
     (lambda: Recurrent(PeepholeLSTM(3, 4), num_layers=2)(
         mt.zeros(5, 2, 3), (mt.zeros(2, 2, 4), mt.zeros(2, 2, 5))),
-     r"Recurrent\(PeepholeLSTM\): the initial state must be a tuple of 2 tensors of shape "
+     r"Recurrent\(PeepholeLSTM\): the initial state must be a tuple \(c, h\) of 2 tensors of "
+     r"shape "
      r"\(L·D, B, H\) = \(2, 2, 4\); got \[\(2, 2, 4\), \(2, 2, 5\)\]"),
     (lambda: Recurrent(MinimalGatedUnit(3, 4), bidirectional=True)(
         mt.zeros(5, 2, 3), mt.zeros(1, 2, 4)),
@@ -241,9 +431,6 @@ def growing_in_layer1(rnn):
     (lambda: growing_in_layer1(Recurrent(GrowingCell(3, 3), num_layers=2)),
      r"GrowingCell \(layer1\).forward returned a state of shapes \[\(2, 4\)\] at time step "
      r"t=2"),
-    (lambda: unroll(ForgetfulPeephole(3, 4), mt.zeros(4, 2, 3)),
-     r"ForgetfulPeephole.forward returned a state of shapes \[\(2, 4\)\] at time step t=0; "
-     r"expected .* \[\(2, 4\), \(2, 4\)\]"),
 ])
 def test_bad_input_errors(call, match):
     with pytest.raises(mt.ShapeError, match=match):
@@ -252,7 +439,7 @@ def test_bad_input_errors(call, match):
 
 def test_bad_state_type():
     with pytest.raises(TypeError, match=r"MinimalGatedUnit: the initial state must be a "
-                                        r"Tensor or a tuple of Tensors, got ndarray"):
+                                        r"Tensor h of shape \(B, H\) = \(2, 4\); got a ndarray"):
         unroll(MinimalGatedUnit(3, 4), mt.zeros(5, 2, 3), np.zeros((2, 4)))
 
 
@@ -265,7 +452,7 @@ def test_recurrent_arguments():
         unroll(RecurrentCell(3, 4), mt.zeros(2, 1, 3))
 
 
-# ---- name scopes -----------------------------------------------------------------------
+# ---- time-step records ------------------------------------------------------------------
 def graph_scopes(root):
     """scope -> number of ops made in it, over the graph that made root."""
     counts, seen, stack = {}, set(), [root]
@@ -279,35 +466,67 @@ def graph_scopes(root):
     return counts
 
 
-def test_each_step_has_its_scope():
+def test_each_step_is_a_step_record():
     cell = MinimalGatedUnit(2, 3)
     out, h = unroll(cell, mt.zeros(4, 2, 2))
     counts = graph_scopes(mt.stack([out.sum(), h.sum()]))
-    steps = {s: n for s, n in counts.items() if s is not None}
-    assert sorted(steps) == [f"t={t}" for t in range(4)]
+    steps = {s: n for s, n in counts.items() if isinstance(s, mt.Step)}
+    assert sorted((s.path, s.t, s.inner) for s in steps) == [("", t, "") for t in range(4)]
+    assert sorted(str(s) for s in steps) == [f"t={t}" for t in range(4)]
     assert len(set(steps.values())) == 1               # every step made the same ops
+    assert set(counts) - set(steps) == {None}          # precompute and stack: no scope
 
 
-def test_stacked_bidirectional_scopes_nest():
+def test_stacked_bidirectional_records_nest():
     rnn = Recurrent(MinimalGatedUnit(2, 3), num_layers=2, bidirectional=True)
     with mt.name_scope("encoder"):
         out, h = rnn(mt.zeros(3, 2, 2), lengths=[3, 2])
     counts = graph_scopes(mt.stack([out.sum(), h.sum()]))
-    steps = {s for s in counts if s and re.search(r"t=\d+$", s)}
-    want = {f"encoder/layer{k}{d}/t={t}" for k in range(2) for d in ("", "/reverse")
-            for t in range(3)}
-    assert steps == want
-    # the input projection of each layer and direction is marked with it, outside any step
-    assert {"encoder/layer0", "encoder/layer1/reverse"} <= set(counts)
-    assert set(counts) - want - {None} <= {"encoder", "encoder/layer0", "encoder/layer0/reverse",
-                                  "encoder/layer1", "encoder/layer1/reverse"}
-    assert mt.autograd.current_scope() is None
+    steps = {(s.path, s.t) for s in counts if isinstance(s, mt.Step)}
+    paths = [f"encoder/layer{k}{d}" for k in range(2) for d in ("", "/reverse")]
+    assert steps == {(p, t) for p in paths for t in range(3)}
+    # the input projection of each layer and direction is marked with its path, outside any step
+    plain = {s for s in counts if not isinstance(s, mt.Step)}
+    assert set(paths) <= plain <= {None, "encoder", *paths}
+    assert mt.mode.current_scope() is None
+
+
+def test_an_op_error_inside_a_step_names_the_cell_and_the_step():
+    class Broken(MinimalGatedUnit):
+        def forward(self, xp, h):
+            return h @ mt.ones(3, 4)                 # (2, 4) @ (3, 4): no match
+
+    with pytest.raises(mt.ShapeError, match=r"^Broken, time step t=0: matmul: shapes "
+                                            r"\(2, 4\) and \(3, 4\) are not aligned"):
+        unroll(Broken(3, 4), mt.zeros(5, 2, 3))
+    assert mt.mode.current_scope() is None
 
 
 def test_scope_is_restored_after_an_error():
     with pytest.raises(mt.ShapeError):
         unroll(growing(1), mt.zeros(4, 2, 3))
-    assert mt.autograd.current_scope() is None
+    assert mt.mode.current_scope() is None
+
+
+def test_a_users_own_loop_marks_its_steps():
+    x = mt.tensor([1.0], requires_grad=True)
+    h = x
+    with mt.name_scope("decoder"):
+        for t in range(3):
+            with mt.time_step(t, state_names="h"):
+                with mt.name_scope("gate"):
+                    g = h.sigmoid()
+                h = h * g
+            assert mt.mode.current_scope() == "decoder"
+    assert isinstance(h.scope, mt.Step) and (h.scope.path, h.scope.t) == ("decoder", 2)
+    assert str(g.scope) == "decoder/t=2/gate" and g.scope.inner == "gate"
+    assert h.scope.states.names == ("h",) and h.scope.states.handed is None
+    with pytest.raises(KeyError):
+        with mt.time_step(5):
+            raise KeyError
+    assert mt.mode.current_scope() is None
+    with pytest.raises(TypeError, match="time_step: t must be an int"):
+        mt.time_step(1.0)
 
 
 # ---- truncated BPTT with a tuple state -------------------------------------------------
