@@ -2,6 +2,7 @@
 import re
 import subprocess
 import sys
+import warnings
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -53,7 +54,7 @@ def grad_in(label):
 
 
 def build_rnn(T=5, B=2, I=3, H=4, O=3, seed=0, scale=0.5):
-    """A vanilla RNN unrolled by hand with h @ Whh.T inside every step's scope "t=k"."""
+    """A vanilla RNN unrolled by hand with h @ Whh.T, each step marked by mt.time_step(t)."""
     rng = np.random.default_rng(seed)
     P = {}
     for name, shape in [("Wxh", (H, I)), ("Whh", (H, H)), ("Why", (O, H)), ("bh", (H,)),
@@ -64,7 +65,7 @@ def build_rnn(T=5, B=2, I=3, H=4, O=3, seed=0, scale=0.5):
     h = mt.zeros((B, H))
     hs = []
     for t in range(T):
-        with mt.name_scope(f"t={t}"):
+        with mt.time_step(t, state_names="h"):
             h = mt.tanh(xs[t] @ P["Wxh"].T + h @ P["Whh"].T + P["bh"])
         hs.append(h)
     logits = mt.stack(hs) @ P["Why"].T + P["by"]
@@ -213,7 +214,7 @@ def test_nested_scopes_cluster_on_the_time_step():
     x = mt.tensor([1.0], requires_grad=True)
     with mt.name_scope("layer0"):
         for t in range(2):
-            with mt.name_scope(f"t={t}"), mt.name_scope("gate"):
+            with mt.time_step(t), mt.name_scope("gate"):
                 x = x.sigmoid() * 2.0
     _, _, clusters = parse(viz.draw_graph(x))
     assert sorted(clusters) == ["layer0 · t = 0", "layer0 · t = 1"]
@@ -225,7 +226,7 @@ def test_nested_scopes_cluster_on_the_time_step():
 # ---- collapsing -------------------------------------------------------------------------
 def test_collapse_keeps_first_and_last_steps():
     loss, _, _ = build_rnn(T=8)
-    full, _, _ = parse(viz.draw_graph(loss))
+    full, _, _ = parse(viz.draw_graph(loss, max_steps=None))
     nodes, edges, clusters = parse(viz.draw_graph(loss, collapse=2))
     assert sorted(clusters) == [f"t = {t}" for t in (0, 1, 6, 7)]
     assert len(nodes) == len(full) - 4 * PER_STEP + 1
@@ -247,7 +248,9 @@ def test_collapse_shows_gradient_range_inside():
 
 def test_max_nodes_collapses_automatically_and_never_truncates():
     loss, _, _ = build_rnn(T=30)
-    g = viz.draw_graph(loss, max_nodes=150)
+    with pytest.warns(UserWarning, match=r"collapsed to the first and last \d+ time steps .* "
+                                         r"max_nodes=150 \(the whole graph has 468 nodes"):
+        g = viz.draw_graph(loss, max_nodes=150, max_steps=None)
     nodes, _, clusters = parse(g)
     assert len(nodes) <= 150
     k = len(clusters) // 2
@@ -256,7 +259,7 @@ def test_max_nodes_collapses_automatically_and_never_truncates():
     x = mt.tensor(1.0, requires_grad=True)
     for _ in range(40):
         x = x * 1.5
-    with pytest.raises(GraphError, match=r"max_nodes=50.*no time steps"):
+    with pytest.raises(GraphError, match=r"max_nodes=50.*no time steps .*mt.time_step"):
         viz.draw_graph(x, max_nodes=50)
     with pytest.raises(GraphError, match=r"first and last time step"):
         viz.draw_graph(loss, max_nodes=20)
@@ -265,7 +268,8 @@ def test_max_nodes_collapses_automatically_and_never_truncates():
 def test_thousand_step_rnn_renders_to_svg(tmp_path):
     loss, _, _ = build_rnn(T=1000, H=8)
     loss.backward(keep_grads=True)
-    path = viz.save_graph(loss, tmp_path / "long.svg", show_grads=True)
+    with pytest.warns(UserWarning, match="max_nodes=500 and max_steps=6"):
+        path = viz.save_graph(loss, tmp_path / "long.svg", show_grads=True)
     text = path.read_text()
     k = len(re.findall(r">t = \d+<", text)) // 2
     assert 1 <= k < 20 and f">t = {999 - k + 1}<" in text and f">t = {k - 1}<" in text
@@ -307,7 +311,8 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=r"\.svg, \.png, \.pdf, \.dot"):
         viz.save_graph(loss, "graph.jpg")
     for kwargs, match in [({"collapse": 0}, "collapse"), ({"collapse": 1.5}, "collapse"),
-                          ({"rankdir": "XY"}, "rankdir"), ({"max_nodes": 0}, "max_nodes")]:
+                          ({"rankdir": "XY"}, "rankdir"), ({"max_nodes": 0}, "max_nodes"),
+                          ({"max_steps": 0}, "max_steps"), ({"max_steps": 2.0}, "max_steps")]:
         with pytest.raises(ValueError, match=match):
             viz.draw_graph(loss, **kwargs)
     with pytest.raises(ArgumentError, match="params"):
@@ -374,9 +379,176 @@ def test_the_model_itself_five_steps():
     ids = {name: node_named(nodes, name) for name in PARAMS}
     assert not any(i in c for c in clusters.values() for i in ids.values())
     out = [d for s, d, _ in edges if s == ids["Whh"]]
-    assert len(out) == 5 and {nodes[d]["label"] for d in out} == {"linear"}
+    assert len(out) == 5 and {nodes[d]["label"] for d in out} == {"linear_add"}
     assert sorted(label for label, c in clusters.items() for d in out if d in c) == \
         [f"t = {t}" for t in range(5)]
     for name in PARAMS:
         got = grad_in(nodes[ids[name]]["label"])
         assert got == pytest.approx(np.linalg.norm(getattr(model, name).grad), rel=1e-3)
+
+
+# ---- time order, read off the rendered SVG ----------------------------------------------
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def rendered(g):
+    """{title: (kind, text, x0, y0, x1, y1)} for every cluster and node of g rendered by dot:
+    their bounding boxes in the SVG's coordinates (y grows downwards)."""
+    root = ET.fromstring(g.pipe(format="svg"))
+    boxes = {}
+    for el in root.iter(SVG + "g"):
+        kind = el.get("class")
+        if kind not in ("cluster", "node"):
+            continue
+        points = []
+        for shape in el:
+            if shape.tag in (SVG + "polygon", SVG + "path"):
+                nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?",
+                                                     shape.get("points") or shape.get("d"))]
+                points += list(zip(nums[0::2], nums[1::2]))
+            elif shape.tag == SVG + "ellipse":
+                cx, cy, rx, ry = (float(shape.get(k)) for k in ("cx", "cy", "rx", "ry"))
+                points += [(cx - rx, cy - ry), (cx + rx, cy + ry)]
+        if points:
+            text = " ".join("".join(t.itertext()) for t in el.iter(SVG + "text"))
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            boxes[el.find(SVG + "title").text] = (kind, text, min(xs), min(ys), max(xs), max(ys))
+    return boxes
+
+
+def steps_in_order(boxes, prefix="", axis="y"):
+    """The boxes of a recurrence's step clusters and collapsed node, sorted by t, and whether
+    each one lies wholly after the one before along the axis."""
+    lo, hi = (3, 5) if axis == "y" else (2, 4)
+    label = re.compile(re.escape(prefix) + r"t = (\d+)$" if prefix else r"t = (\d+)$")
+    steps = []
+    for kind, text, *box in boxes.values():
+        m = label.fullmatch(text) if kind == "cluster" else None
+        if m:
+            steps.append((int(m.group(1)), (kind, text, *box)))
+        elif kind == "node" and "collapsed" in text and text.startswith(
+                "… " + (prefix.replace(" · ", " · ").rstrip(" ·") + ": " if prefix else "")):
+            first = int(re.search(r"\(t = (\d+) …", text).group(1))
+            steps.append((first, (kind, text, *box)))
+    steps.sort()
+    order = [b for _, b in steps]
+    return order, all(a[hi] < b[lo] for a, b in zip(order, order[1:]))
+
+
+def test_steps_follow_time_down_the_page_with_parameters_in_one_band():
+    loss, hs, P = build_rnn(T=5)
+    boxes = rendered(viz.draw_graph(loss, params=P))
+    order, separated = steps_in_order(boxes)
+    assert [b[1] for b in order] == [f"t = {t}" for t in range(5)] and separated
+    params = [b for b in boxes.values() if b[0] == "node" and b[1].split(" ")[0] in PARAMS]
+    assert len(params) == 5
+    tops = {round(b[3]) for b in params}
+    assert len(tops) == 1 and tops.pop() < order[0][3]       # one band, above every step
+
+
+def test_steps_follow_time_across_the_page_with_rankdir_lr():
+    loss, _, _ = build_rnn(T=4)
+    order, separated = steps_in_order(rendered(viz.draw_graph(loss, rankdir="LR")), axis="x")
+    assert len(order) == 4 and separated
+
+
+def test_a_collapsed_long_unroll_reads_first_steps_collapsed_node_last_steps():
+    """The issue's example: 200 steps collapsed, where t = 197..199 used to sit beside t = 0."""
+    from models import VanillaRNN
+    mt.manual_seed(0)
+    model = VanillaRNN(3, 4, 3)
+    rng = np.random.default_rng(0)
+    loss, _ = model.loss(rng.standard_normal((200, 2, 3)), rng.integers(0, 3, (200, 2)))
+    order, separated = steps_in_order(rendered(viz.draw_graph(loss, params=model, collapse=3)))
+    assert [b[1].split(" (")[0] for b in order] == [
+        "t = 0", "t = 1", "t = 2", "… 194 steps", "t = 197", "t = 198", "t = 199"]
+    assert separated
+
+
+def test_stacked_bidirectional_recurrences_each_read_in_time_order():
+    from models import LSTM
+    mt.manual_seed(1)
+    model = LSTM(3, 4, num_layers=2, bidirectional=True)
+    out, _ = model(mt.randn(6, 2, 3), lengths=[6, 4])
+    boxes = rendered(viz.draw_graph(out.sum(), params=model, collapse=1))
+    for prefix in ("layer0 · ", "layer0 · reverse · ", "layer1 · ", "layer1 · reverse · "):
+        order, separated = steps_in_order(boxes, prefix)
+        assert [b[0] for b in order] == ["cluster", "node", "cluster"] and separated, prefix
+    # layer 1 reads layer 0's outputs, so it comes after it
+    first = {p: steps_in_order(boxes, p)[0] for p in ("layer0 · ", "layer1 · ")}
+    assert first["layer0 · "][-1][5] < first["layer1 · "][0][3]
+
+
+# ---- labels: state parts, user names ------------------------------------------------------
+def test_state_tensors_are_labelled_with_their_name_and_step():
+    from models import LSTM
+    mt.manual_seed(2)
+    model = LSTM(3, 4)
+    out, (h, c) = model(mt.randn(3, 2, 3))
+    g = viz.draw_graph([out.sum(), c.sum()], params=model)
+    nodes, _, clusters = parse(g)
+    step2 = clusters["t = 2"]
+    labels = {nodes[i]["label"].split("|")[0].lstrip("{") for i in step2}
+    assert {"h[t=2]", "c[t=2]"} <= labels
+    hT = out.parents[-1]                                   # the stacked outputs: h of each step
+    assert nodes[f"t{hT.seq}"]["label"].startswith("{h[t=2]|")
+    rec = hT.scope.states
+    assert rec.names == ("h", "c") and len(rec.handed) == 3 * 2
+    for t in range(3):                                    # every step's two parts, by seq
+        h_seq, c_seq = rec.handed[2 * t:2 * t + 2]
+        assert nodes[f"t{h_seq}"]["label"].startswith(f"{{h[t={t}]|")
+        assert nodes[f"t{c_seq}"]["label"].startswith(f"{{c[t={t}]|")
+
+
+def test_a_users_loop_labels_what_each_step_hands_on_and_user_names_win():
+    loss, hs, P = build_rnn(T=3)                     # marked with mt.time_step(t, state_names="h")
+    nodes, _, _ = parse(viz.draw_graph(loss, params=P))
+    assert [nodes[f"t{h.seq}"]["label"].split("|")[0] for h in hs] == \
+        ["{h[t=0]", "{h[t=1]", "{h[t=2]"]
+    hs[1].name = "carry"
+    pre = hs[2].parents[0]                            # the tanh's input: no label of its own
+    pre.name = "pre-activation"
+    nodes, _, _ = parse(viz.draw_graph(loss, params=P))
+    assert nodes[f"t{hs[1].seq}"]["label"].startswith("{carry|")
+    assert nodes[f"t{pre.seq}"]["label"].startswith("{pre-activation|")
+    assert viz.step_states(loss)[""] == hs
+
+
+def test_a_plain_name_scope_is_not_a_time_step():
+    x = mt.tensor([1.0], requires_grad=True)
+    for t in range(3):
+        with mt.name_scope(f"t={t}"):                 # a name, not a step: nothing parses it
+            x = x * 2.0
+    _, _, clusters = parse(viz.draw_graph(x))
+    assert clusters == {}
+
+
+# ---- saying that it collapsed -------------------------------------------------------------
+def test_auto_collapse_is_said_on_the_picture_and_by_a_warning():
+    loss, _, _ = build_rnn(T=10)
+    with pytest.warns(UserWarning, match=r"draw_graph: collapsed to the first and last 3 time "
+                                         r"steps of each recurrence to fit max_steps=6 \(the "
+                                         r"whole graph has 168 nodes in 10 steps\)"):
+        g = viz.draw_graph(loss)
+    assert "collapsed to the first and last 3 time steps" in g.graph_attr["label"]
+    texts = [b[1] for b in rendered(g).values()]
+    assert any("4 steps (t = 3 … 6) collapsed" in t for t in texts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # asked for, or small enough: no word
+        for kwargs in ({"collapse": 2}, {"max_steps": None}, {"max_steps": 10}):
+            assert "label" not in viz.draw_graph(loss, **kwargs).graph_attr
+    with pytest.warns(UserWarning, match="last 2 time steps .* max_steps=4"):
+        nodes, _, clusters = parse(viz.draw_graph(loss, max_steps=4))
+    assert sorted(clusters) == ["t = 0", "t = 1", "t = 8", "t = 9"]
+
+
+def test_fit_searches_k_in_logarithmically_many_size_evaluations():
+    """fit's search for k used to try every k from T/2 down (quadratic in T overall)."""
+    loss, _, _ = build_rnn(T=2000, I=1, H=1, O=1)
+    graph = viz.graph.Graph([loss], None)
+    calls = []
+    size = graph.size
+    graph.size = lambda k=None: calls.append(k) or size(k)
+    k = graph.fit(None, 500, None)
+    assert graph.size(k) <= 500 < graph.size(k + 1) and len(calls) <= 2 * 11 + 4
+    assert graph.fit(None, None, 6) == 3 and graph.fit(4, None, None) == 4

@@ -1,6 +1,7 @@
 """draw_graph: a tensor graph as a graphviz.Digraph — records for tensors, ellipses for ops."""
 import html
 import math
+import warnings
 
 import numpy as np
 
@@ -24,7 +25,8 @@ SCALE = ["#4575b4", "#91bfdb", "#ffffbf", "#fc8d59", "#d73027"]
 
 
 def draw_graph(root, *, params=None, show_shapes=True, show_values=False, show_grads=False,
-               group_time_steps=True, collapse=None, max_nodes=500, rankdir="TB"):
+               group_time_steps=True, collapse=None, max_nodes=500, max_steps=6,
+               rankdir="TB"):
     """Draw the graph that computed `root` and return it as a graphviz.Digraph.
 
     Each tensor is a record (name | shape dtype | ‖grad‖) and each op an ellipse with its
@@ -36,10 +38,17 @@ def draw_graph(root, *, params=None, show_shapes=True, show_values=False, show_g
     - intermediate: white;  output (root): light green, thick green border
     - op: pale yellow ellipse;  collapsed time steps: grey dashed box
 
-    Ops made inside mt.name_scope("t=k") (the recurrent unroller marks each step so) sit in
-    a cluster labelled "t = k" ("layer0 · t = 3" for a scope "layer0/t=3"). Parameters sit
-    outside, drawn once with an edge into every step that uses them; an input or constant
-    used by one step only (x_t, h₀) sits in that step.
+    Time reads along one axis (down with rankdir="TB", right with "LR"): the ops of each
+    time step sit in a cluster labelled "t = k" ("layer0 · reverse · t = 3" inside
+    nn.Recurrent), the clusters of a recurrence in time order — first steps, the collapsed
+    node, last steps. Steps are those of nn.unroll, or of a loop of your own marked with
+    `with mt.time_step(t):` (the record each tensor keeps in .scope). Parameters sit in one
+    band at the start, each drawn once with an edge into every step that uses it; an input
+    or constant used by one step only (x_t, h₀) sits in that step.
+
+    Names: parameters are named from `params` (Whh, never an id); each step's state tensors
+    by the cell's state_names and the step (h[t=3], c[t=3]); any other tensor by its own
+    name, set with `tensor.name = "gate"` (which wins over a state label).
 
     root: a Tensor or a list of Tensors (all drawn as outputs).
     params: a Module (named_parameters()) or a dict name -> tensor; these are the
@@ -58,6 +67,10 @@ def draw_graph(root, *, params=None, show_shapes=True, show_values=False, show_g
         steps is drawn whole.
     max_nodes: a graph with more nodes is collapsed (with the largest k that fits) rather
         than truncated; GraphError if even k = 1 doesn't fit. None: no limit.
+    max_steps: without collapse=k, at most this many time steps are drawn in all (the
+        largest k that keeps to it, at least 1): Graphviz's layout time grows steeply
+        with the number of step clusters. None: no limit. A collapse that max_nodes or
+        max_steps imposes is said in a line at the top of the picture and by a warning.
     rankdir: "TB" (inputs at the top), "LR", "BT" or "RL".
 
     The Digraph displays inline in Jupyter; save_graph renders it to a file. Drawing needs
@@ -67,9 +80,9 @@ def draw_graph(root, *, params=None, show_shapes=True, show_values=False, show_g
     if collapse is not None and (not _is_int(collapse) or collapse < 1):
         raise ValueError(f"draw_graph: collapse must be an int k ≥ 1 (keep the first and "
                          f"last k time steps) or None; got {collapse!r}")
-    if max_nodes is not None and (not _is_int(max_nodes) or max_nodes < 1):
-        raise ValueError(f"draw_graph: max_nodes must be a positive int or None; got "
-                         f"{max_nodes!r}")
+    for name, v in (("max_nodes", max_nodes), ("max_steps", max_steps)):
+        if v is not None and (not _is_int(v) or v < 1):
+            raise ValueError(f"draw_graph: {name} must be a positive int or None; got {v!r}")
     if rankdir not in RANKDIRS:
         raise ValueError(f"draw_graph: rankdir must be one of {', '.join(RANKDIRS)}; got "
                          f"{rankdir!r}")
@@ -80,34 +93,84 @@ def draw_graph(root, *, params=None, show_shapes=True, show_values=False, show_g
         raise GraphError("draw_graph(show_grads=True): no tensor in this graph has a "
                          "gradient; call loss.backward(keep_grads=True) first (it keeps the "
                          "gradient of every intermediate tensor for drawing)")
-    nodes, edges, hidden = graph.view(graph.fit(collapse, max_nodes))
+    k = graph.fit(collapse, max_nodes, None if collapse is not None else max_steps)
+    note = None
+    if k != collapse:
+        why = " and ".join(w for w, on in (
+            (f"max_nodes={max_nodes}", max_nodes is not None and graph.size() > max_nodes),
+            (f"max_steps={max_steps}", collapse is None and max_steps is not None
+             and graph.drawn_steps(None) > max_steps)) if on)
+        note = (f"collapsed to the first and last {k} time steps of each recurrence to fit "
+                f"{why} (the whole graph has {graph.size():,} nodes in "
+                f"{graph.drawn_steps(None):,} steps)")
+        warnings.warn(f"draw_graph: {note}; pass collapse=k to choose k, or max_nodes=None "
+                      f"and max_steps=None to draw every step", stacklevel=2)
+    nodes, edges, hidden, order = graph.view(k)
     scale = _log_range(norms.values()) if norms else None
-    label = _Labels(names or {}, show_shapes, show_values, norms, scale, rankdir)
+    label = _Labels(names or {}, graph.label, show_shapes, show_values, norms, scale, rankdir)
 
     gv = import_graphviz()
     g = gv.Digraph("microtensor", graph_attr={
-        "rankdir": rankdir, "fontname": "Helvetica", "nodesep": "0.25", "ranksep": "0.3"},
+        "rankdir": rankdir, "fontname": "Helvetica", "nodesep": "0.25", "ranksep": "0.3",
+        "newrank": "true"},     # rank constraints hold across clusters: time order is kept
         node_attr={"fontname": "Helvetica", "fontsize": "10", "height": "0.3"},
         edge_attr={"color": "#555555", "arrowsize": "0.6", "fontname": "Helvetica",
                    "fontsize": "9"})
-    clusters = {}
+    if note:
+        g.graph_attr.update(label=f"… {note} …", labelloc="t", fontsize="12", fontcolor="#555555")
+    clusters, group = {}, {}
+    if group_time_steps:
+        for steps in order.values():
+            for s in steps:
+                if s not in hidden:
+                    clusters[s] = gv.Digraph(f"cluster_{len(clusters)}", graph_attr={
+                        "label": step_label(s), "style": "rounded,filled",
+                        "fillcolor": "#f7f7fb", "color": "#9999bb", "fontsize": "12",
+                        "labeljust": "l"})
+    band = gv.Digraph("parameters", graph_attr={"rank": "min"})
     for n in nodes:
         target = g
-        if group_time_steps and n.step is not None:
-            if n.step not in clusters:
-                clusters[n.step] = gv.Digraph(f"cluster_{len(clusters)}", graph_attr={
-                    "label": step_label(n.step), "style": "rounded,filled",
-                    "fillcolor": "#f7f7fb", "color": "#9999bb", "fontsize": "12",
-                    "labeljust": "l"})
+        if n.kind == "collapsed":
+            group[n.id] = n.id
+        elif group_time_steps and n.step is not None:
             target = clusters[n.step]
+            group[n.id] = n.step
+        elif n.kind == "parameter":
+            target = band
         target.node(n.id, **label.node(n, hidden.get(n.id)))
+    g.subgraph(band)
     for sub in clusters.values():
         g.subgraph(sub)
     for a, b, count in edges:
         g.edge(a, b, **({"label": f"×{count}"} if count > 1 else {}))
+    if group_time_steps:
+        for a, b in _time_order(order, group, edges):
+            g.edge(a, b, style="invis", weight="0")
     if show_grads:
         g.node("legend", label=_legend(scale), shape="plaintext")
     return g
+
+
+def _time_order(order, group, edges):
+    """Invisible edges from each step's last nodes to the next step's first ones (through a
+    collapsed node), so a recurrence's clusters follow one another along the rank axis."""
+    inner_in, inner_out = set(), set()
+    for a, b, _ in edges:
+        ga = group.get(a)
+        if ga is not None and ga == group.get(b):
+            inner_out.add(a)
+            inner_in.add(b)
+    firsts, lasts = {}, {}
+    for node, s in group.items():
+        if node not in inner_in:
+            firsts.setdefault(s, []).append(node)
+        if node not in inner_out:
+            lasts.setdefault(s, []).append(node)
+    for steps in order.values():
+        for prev, nxt in zip(steps, steps[1:]):
+            for a in lasts.get(prev, ()):
+                for b in firsts.get(nxt, ()):
+                    yield a, b
 
 
 def _is_int(x):
@@ -169,8 +232,9 @@ def fmt_norm(v):
 class _Labels:
     """Labels and attributes of the nodes of one drawing."""
 
-    def __init__(self, names, show_shapes, show_values, norms, scale, rankdir):
-        self.names, self.shapes, self.values = names, show_shapes, show_values
+    def __init__(self, names, states, show_shapes, show_values, norms, scale, rankdir):
+        self.names, self.states = names, states
+        self.shapes, self.values = show_shapes, show_values
         self.norms, self.scale = norms, scale
         self.vertical = rankdir in ("TB", "BT")    # stack a record's fields top to bottom
 
@@ -194,6 +258,8 @@ class _Labels:
 
     def _record(self, t):
         name = self.names.get(id(t)) or t.name
+        if name is None:
+            name = self.states(t)
         fields = [] if name is None else [str(name)]
         if self.shapes:
             shape = "scalar" if t.data.ndim == 0 else str(t.data.shape)
@@ -206,8 +272,8 @@ class _Labels:
         text = "|".join(_escape(f) for f in fields) or " "
         return "{" + text + "}" if self.vertical else text
 
-    def _collapsed(self, prefix, ts, tensors):
-        where = f"{prefix}: " if prefix else ""
+    def _collapsed(self, path, ts, tensors):
+        where = f"{' · '.join(path.split('/'))}: " if path else ""
         text = f"… {where}{len(ts)} steps (t = {ts[0]} … {ts[-1]}) collapsed …"
         if self.norms is not None:
             inside = [self.norms[t.seq] for t in tensors if t.seq in self.norms]

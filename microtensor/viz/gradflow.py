@@ -10,25 +10,15 @@ from .render import write_atomic
 
 
 def step_states(root):
-    """The state each time step hands on, per recurrence: {prefix: [h_0, h_1, …]}.
+    """The state each time step hands on, per recurrence: {path: [h_0, h_1, …]}.
 
-    In the graph of root, the state of step t is the last tensor made in scope "t=k" that
-    an op outside that step uses (h_t for an RNN or GRU, h_t of (h_t, c_t) for an LSTM).
-    The prefix is '' for a plain scope "t=k" and e.g. 'layer0' for "layer0/t=k".
+    In the graph of root, the output part of each step's state: as nn.unroll recorded it
+    (h_t for an RNN or GRU, h_t of (h_t, c_t) for an LSTM), or for a loop of your own
+    marked with mt.time_step(t, state_names=...), the last tensor a step makes that is used
+    after it. The path is '' at the top and e.g. 'layer0' inside nn.Recurrent.
     """
-    graph = Graph(as_roots(root, "step_states"), None)
-    made = {n.tensor.seq: n.step for n in graph.nodes if n.kind != "op" and n.step}
-    last = {}
-    for t in graph.tensors:
-        for p in t.parents or ():
-            s = made.get(p.seq)
-            if s is not None and made.get(t.seq) != s and (s not in last or
-                                                            last[s].seq < p.seq):
-                last[s] = p
-    out = {}
-    for (prefix, t), h in sorted(last.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        out.setdefault(prefix, []).append(h)
-    return out
+    states = Graph(as_roots(root, "step_states"), None).states()
+    return {path: [by_t[t] for t in sorted(by_t)] for path, by_t in sorted(states.items())}
 
 
 def grad_norms(tensors):
