@@ -39,8 +39,8 @@ class MinimalGatedUnit(nn.RecurrentCell):
 
     def forward(self, xp, h):               # one step: xp is this step's row of precompute
         x_f, x_h = mt.split(xp, 2, axis=1)
-        f = (x_f + F.linear(h, self.U_f)).sigmoid()
-        h_new = (x_h + F.linear(f * h, self.U_h)).tanh()
+        f = F.linear_add(h, self.U_f, x_f).sigmoid()            # h U_fᵀ + x_f in one op
+        h_new = F.linear_add(f * h, self.U_h, x_h).tanh()
         return h + f * (h_new - h)
 
 

@@ -3,10 +3,12 @@ gradient flow through 100 steps.
 
     python examples/render_graph.py [--out docs]
 
-Writes rnn_graph.svg (4 steps: one cluster per time step, Whh drawn once with an edge
-into every step), rnn_graph_grads.svg (the same after loss.backward(keep_grads=True):
-every tensor labelled with ‖grad‖ and coloured on a log scale) and grad_flow.png
-(‖∂L/∂h_t‖ against t for a 100-step RNN, for three scales of Whh).
+Writes rnn_graph.svg (4 steps of models.VanillaRNN: one cluster per time step, in order
+down the page, the parameters in one band, Whh drawn once with an edge into every step,
+each h_t labelled h[t=k]), rnn_graph_grads.svg (the same after
+loss.backward(keep_grads=True): every tensor labelled with ‖grad‖ and coloured on a log
+scale), lstm_graph.svg (3 steps of models.LSTM: the tuple state's parts h[t=k] and c[t=k])
+and grad_flow.png (‖∂L/∂h_t‖ against t for a 100-step RNN, for three scales of Whh).
 
 keep_grads=True is what makes the gradient picture possible: backward() normally keeps
 only the parameters' gradients; with it, every intermediate tensor (the hidden states h_t
@@ -19,7 +21,7 @@ import numpy as np
 
 import microtensor as mt
 import microtensor.functional as F
-from microtensor.models import VanillaRNN
+from microtensor.models import LSTM, VanillaRNN
 
 
 def rnn_loss(model, T, B, seed=0):
@@ -34,7 +36,7 @@ def rnn_loss(model, T, B, seed=0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs",
-                        help="folder for the three pictures (default: docs/)")
+                        help="folder for the four pictures (default: docs/)")
     out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
 
@@ -56,7 +58,12 @@ def main():
         curves[f"ρ(Whh) = {radius}"] = hs
     mt.viz.plot_grad_flow(curves, out / "grad_flow.png",
                           title="BPTT through 100 steps, loss at the last step")
-    for name in ("rnn_graph.svg", "rnn_graph_grads.svg", "grad_flow.png"):
+
+    lstm = LSTM(2, 3)                              # a tuple state: h[t=k] and c[t=k]
+    outputs, (h, c) = lstm(mt.randn(3, 2, 2))
+    mt.viz.save_graph(outputs.sum() + c.sum(), out / "lstm_graph.svg", params=lstm)
+
+    for name in ("rnn_graph.svg", "rnn_graph_grads.svg", "lstm_graph.svg", "grad_flow.png"):
         print(f"wrote {out / name}")
 
 

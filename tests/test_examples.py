@@ -49,9 +49,12 @@ def test_example_help(script):
 def test_render_graph_example_writes_its_pictures(tmp_path):
     done = run("render_graph.py", ["--out", str(tmp_path)])
     assert done.returncode == 0, done.stderr
-    for name in ("rnn_graph.svg", "rnn_graph_grads.svg", "grad_flow.png"):
+    for name in ("rnn_graph.svg", "rnn_graph_grads.svg", "lstm_graph.svg", "grad_flow.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
     assert "t = 3" in (tmp_path / "rnn_graph_grads.svg").read_text()
+    assert "h[t=3]" in (tmp_path / "rnn_graph.svg").read_text()
+    lstm = (tmp_path / "lstm_graph.svg").read_text()
+    assert "h[t=2]" in lstm and "c[t=2]" in lstm
 
 
 def test_rnn_jacobians_example_checks_the_product_and_writes_its_picture(tmp_path):

@@ -7,11 +7,15 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def quickstart():
+def block(marker):
     text = README.read_text(encoding="utf-8")
-    m = re.search(r"<!-- quickstart.*?-->\s*```python\n(.*?)```", text, re.S)
-    assert m, "README has no quickstart block"
+    m = re.search(rf"<!-- {marker}.*?-->\s*```python\n(.*?)```", text, re.S)
+    assert m, f"README has no {marker} block"
     return m.group(1)
+
+
+def quickstart():
+    return block("quickstart")
 
 
 def test_quickstart_is_short():
@@ -38,3 +42,20 @@ def test_the_bptt_check_block_is_what_the_script_prints():
     block = readme_bptt.readme_block(README.read_text(encoding="utf-8"))
     assert block == readme_bptt.run_bptt_check(), \
         "the README's bptt_check block is stale: run python scripts/readme_bptt.py"
+
+
+def test_lstm_cell_section_runs_as_written(tmp_path):
+    """The user's LSTM cell: a tuple state, replicated with its forget_bias, batch_first."""
+    code = block("lstm-cell")
+    cell = code[code.index("class LSTM"):code.index("mt.manual_seed")].strip().splitlines()
+    assert len(cell) <= 20                                   # "an LSTM in about 20 lines"
+    (tmp_path / "lstm.py").write_text(code, encoding="utf-8")
+    r = subprocess.run([sys.executable, "lstm.py"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"loss after 150 steps: ([0-9.]+) \[2\.0, 2\.0\]", r.stdout)
+    assert m and float(m.group(1)) < 0.01
+    assert "gradcheck: True" in r.stdout
+    svg = (tmp_path / "lstm.svg").read_text()
+    assert "h[t=2]" in svg and "c[t=2]" in svg and "layer1 · t = 2" in svg
+    assert f"loss after 150 steps: {m.group(1)} [2.0, 2.0]" in README.read_text(encoding="utf-8")
