@@ -7,16 +7,13 @@ import numpy as np
 from .. import functions as fn
 from ..creation import as_tensor
 from ..errors import MicrotensorError, ShapeError
-from ..mode import StateRecord, Step, child_scope, current_scope, is_grad_enabled, set_mode
+from ..mode import (StateRecord, Step, _new_step, child_scope, current_scope, is_grad_enabled,
+                    set_mode)
 from ..tensor import Tensor
 from .layers import check_dtype
 from .module import Module, ModuleList
 
 __all__ = ["RecurrentCell", "Recurrent", "unroll", "detach_state", "truncated_bptt"]
-
-_new_step = tuple.__new__      # Step(path, t, "", states) without NamedTuple's Python-level
-                               # __new__: the unroller makes one per step
-
 
 class RecurrentCell(Module):
     """One step of a recurrence: subclasses define `forward(x_t, state) -> state`.
