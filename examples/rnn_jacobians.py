@@ -5,7 +5,7 @@ radii of Whh: ‖∂h_t/∂h_0‖ and the singular values of each step's ∂h_t/
 
 For h_t = tanh(x_t Wxhᵀ + h_{t−1} Whhᵀ + bh) a step's Jacobian is diag(1 − h_t²) Whh, and
 ∂h_t/∂h_0 is the product of t of them; BPTT carries ∂L/∂h_0 = ∂L/∂h_Tᵀ ∂h_T/∂h_0 back. Here
-mt.autograd.functional.jacobian takes every step's Jacobian from the cell itself, and
+mt.autograd.functional.jacobian takes every step's Jacobian from the model's step itself, and
 ∂h_T/∂h_0 once directly from the whole unroll, which must equal the product. Writes
 rnn_jacobians.png: three panels sharing the time axis.
 """
@@ -29,17 +29,17 @@ def through_time(radius, T, seed=0):
     model = VanillaRNN(5, 16, 5, init="torch")
     model.Whh.data *= radius / np.abs(np.linalg.eigvals(model.Whh.data)).max()
     rng = np.random.default_rng(seed)
-    xp = model.cell.precompute(F.one_hot(rng.integers(0, 5, (T, 1)), 5)).detach()
+    xp = model.precompute(F.one_hot(rng.integers(0, 5, (T, 1)), 5)).detach()
     h0 = mt.zeros(1, 16, requires_grad=True)
     states = [h0]
-    for t in range(T):                                   # h_t = cell(x_t, h_{t−1})
-        states.append(model.cell(xp[t], states[-1]).retain_grad())
+    for t in range(T):                                   # h_t = step(x_t, h_{t−1})
+        states.append(model.step(xp[t], states[-1]).retain_grad())
     loss = F.cross_entropy(F.linear(states[-1], model.Why, model.by), rng.integers(0, 5, 1))
     loss.backward()
     flow = [np.linalg.norm(h.grad) for h in states]
 
-    steps = [jacobian(lambda h: model.cell(xp[t], h), states[t].detach()).data.reshape(16, 16)
-             for t in range(T)]                          # ∂h_{t+1}/∂h_t, from the cell
+    steps = [jacobian(lambda h: model.step(xp[t], h), states[t].detach()).data.reshape(16, 16)
+             for t in range(T)]                          # ∂h_{t+1}/∂h_t, from the step
     product, norms = np.eye(16), [1.0]
     for J in steps:
         product = J @ product                            # ∂h_t/∂h_0
@@ -47,7 +47,7 @@ def through_time(radius, T, seed=0):
 
     def unrolled(h):
         for t in range(T):
-            h = model.cell(xp[t], h)
+            h = model.step(xp[t], h)
         return h
     direct = jacobian(unrolled, h0.detach()).data.reshape(16, 16)
     err = np.abs(direct - product).max() / np.abs(direct).max()

@@ -142,7 +142,7 @@ class Step(NamedTuple):
     path: str
     t: int
     inner: str = ""
-    states: StateRecord = None
+    states: "StateRecord | None" = None
 
     def __str__(self):
         return "/".join(p for p in (self.path, f"t={self.t}", self.inner) if p)
@@ -151,7 +151,7 @@ class Step(NamedTuple):
         return f"Step({str(self)!r})"
 
 
-_INFERRED = {}      # state names -> the StateRecord that user loops share (nothing recorded)
+_INFERRED: "dict[object, StateRecord]" = {}    # state names -> the record user loops share
 
 
 class time_step:
@@ -172,14 +172,19 @@ class time_step:
         self.states = None if state_names is None else (
             _INFERRED.get(state_names) or _inferred(state_names))
 
+    # Grad mode cannot change on entering or leaving, so only the scope and the mode that
+    # ops read are set (what set_mode does, two ContextVar writes instead of three).
     def __enter__(self):
         prev = self.prev = _scope.get()
-        set_mode(_enabled.get(), _new_step(Step, ("" if prev is None else str(prev), self.t, "",
-                                                  self.states)))
+        step = _new_step(Step, ("" if prev is None else str(prev), self.t, "", self.states))
+        _scope.set(step)
+        _mode.set(step if _enabled.get() else OFF)
         return self
 
     def __exit__(self, *exc):
-        set_mode(_enabled.get(), self.prev)
+        prev = self.prev
+        _scope.set(prev)
+        _mode.set(prev if _enabled.get() else OFF)
 
 
 _new_step = tuple.__new__       # Step(path, t, inner, states) without NamedTuple's Python-level

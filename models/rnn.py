@@ -70,14 +70,22 @@ class VanillaRNN(nn.Module):
 
     def forward(self, xs, h0=None):
         xs, h = self._checked(mt.as_tensor(xs), h0)
-        xp = F.linear(xs, self.Wxh, self.bh)            # x_t Wxhᵀ + bh for every t: one matmul
+        xp = self.precompute(xs)
         hs = []
         for t in range(len(xp)):
             with mt.time_step(t, state_names="h"):
-                h = F.linear_add(h, self.Whh, xp[t]).tanh()     # tanh(h Whhᵀ + x_t Wxhᵀ + bh)
+                h = self.step(xp[t], h)
             hs.append(h)
         hs = mt.stack(hs, axis=1 if self.batch_first else 0)
         return F.linear(hs, self.Why, self.by), h
+
+    def precompute(self, xs):
+        """x_t Wxhᵀ + bh for every t of xs (T, B, I): the input projection in one matmul."""
+        return F.linear(xs, self.Wxh, self.bh)
+
+    def step(self, xp_t, h):
+        """h_t = tanh(h_{t−1} Whhᵀ + xp_t), xp_t being step t's row of precompute(xs)."""
+        return F.linear_add(h, self.Whh, xp_t).tanh()
 
     def _checked(self, xs, h0):
         """xs time-major and h0 (zeros by default), or an error saying what was expected."""

@@ -69,16 +69,14 @@ def test_hessian_and_hvp_of_a_small_mlp_equal_torch(torch, mlp_case):
 @contextlib.contextmanager
 def parameters_replaced(model, tensors):
     """Run models.VanillaRNN with the given tensors in place of its five parameters."""
-    owners = {"Wxh": model.cell, "Whh": model.cell, "bh": model.cell, "Why": model,
-              "by": model}
-    saved = {k: getattr(owners[k], k) for k in owners}
+    saved = {k: getattr(model, k) for k in ("Wxh", "Whh", "bh", "Why", "by")}
     try:
         for k, t in tensors.items():
-            object.__setattr__(owners[k], k, t)
+            object.__setattr__(model, k, t)
         yield
     finally:
         for k, p in saved.items():
-            object.__setattr__(owners[k], k, p)
+            object.__setattr__(model, k, p)
 
 
 NAMES = ("Wxh", "Whh", "bh", "Why", "by")
@@ -204,6 +202,6 @@ def test_jacobian_of_one_rnn_step_is_diag_one_minus_h_squared_times_whh():
     model = VanillaRNN(2, 4, 2, init="torch")
     xp = F.linear(mt.randn(1, 2), model.Wxh, model.bh).detach()
     h = mt.randn(1, 4)
-    J = AF.jacobian(lambda h: model.cell(xp, h), h).reshape(4, 4)
-    h1 = model.cell(xp, h).data[0]
+    J = AF.jacobian(lambda h: model.step(xp, h), h).reshape(4, 4)
+    h1 = model.step(xp, h).data[0]
     np.testing.assert_allclose(J.data, (1 - h1 ** 2)[:, None] * model.Whh.data, rtol=1e-13)

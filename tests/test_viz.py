@@ -454,7 +454,7 @@ def test_steps_follow_time_across_the_page_with_rankdir_lr():
 
 def test_a_collapsed_long_unroll_reads_first_steps_collapsed_node_last_steps():
     """The issue's example: 200 steps collapsed, where t = 197..199 used to sit beside t = 0."""
-    from models import VanillaRNN
+    from microtensor.models import VanillaRNN
     mt.manual_seed(0)
     model = VanillaRNN(3, 4, 3)
     rng = np.random.default_rng(0)
@@ -466,7 +466,7 @@ def test_a_collapsed_long_unroll_reads_first_steps_collapsed_node_last_steps():
 
 
 def test_stacked_bidirectional_recurrences_each_read_in_time_order():
-    from models import LSTM
+    from microtensor.models import LSTM
     mt.manual_seed(1)
     model = LSTM(3, 4, num_layers=2, bidirectional=True)
     out, _ = model(mt.randn(6, 2, 3), lengths=[6, 4])
@@ -481,7 +481,7 @@ def test_stacked_bidirectional_recurrences_each_read_in_time_order():
 
 # ---- labels: state parts, user names ------------------------------------------------------
 def test_state_tensors_are_labelled_with_their_name_and_step():
-    from models import LSTM
+    from microtensor.models import LSTM
     mt.manual_seed(2)
     model = LSTM(3, 4)
     out, (h, c) = model(mt.randn(3, 2, 3))

@@ -13,7 +13,7 @@ import types
 import numpy as np
 
 from .. import ops
-from ..ops.linalg import Outer
+from ..ops.linalg import LinearAdd, Outer
 from ..ops.shape import Scatter
 from .record import Poison
 from .walk import SymOuter, SymScatter, Val
@@ -52,6 +52,8 @@ PINNED = {
     ('matmul', 'backward'): 'ca6df0970cb345c3',
     ('linear', 'forward'): 'd140255c0a542e60',
     ('linear', 'backward'): '880924a52797d5c0',
+    ('linear_add', 'forward'): 'd140255c0a542e60',      # Linear's code (ops.linalg.LinearAdd)
+    ('linear_add', 'backward'): '880924a52797d5c0',
     ('getitem', 'forward'): '2a7bbee273d1cd7c',
     ('getitem', 'backward'): '47a0f8f1865a765b',
     ('reshape', 'forward'): '07df13a05170f74d',
@@ -100,8 +102,8 @@ def forward(rec, op, parents, ins, attrs, attr_src, name):
             and active("getitem", "backward"):
         rec.emit(f"{name} = {ins[0]}[{attr_src['index']}]")
         return None
-    if op is ops.Linear and parents[0].data.ndim == 2 and active("linear", "forward") \
-            and active("linear", "backward"):
+    if (op is ops.Linear or op is LinearAdd) and parents[0].data.ndim == 2 \
+            and active(op.name, "forward") and active(op.name, "backward"):
         rec.emit(f"{name} = {ins[0]} @ {ins[1]}.T")
         if len(ins) == 3:
             rec.emit(f"{name} += {ins[2]}")
@@ -270,6 +272,7 @@ BACKWARD = {
     "tanh": _unary("{g} * (1 - {y} * {y})"), "sigmoid": _unary("{g} * {y} * (1 - {y})"),
     "relu": _unary("{g} * ({y} > 0)"), "sqrt": _unary("{g} / (2 * {y})"),
     "cast": _bw_cast, "where": _bw_where, "matmul": _bw_matmul, "linear": _bw_linear,
+    "linear_add": _bw_linear,
     "getitem": _bw_getitem, "reshape": _bw_reshape, "squeeze": _bw_reshape,
     "expand_dims": _bw_reshape, "transpose": _bw_transpose, "stack": _bw_stack,
     "concat": _bw_concat, "sum": _bw_sum, "mean": _bw_mean,

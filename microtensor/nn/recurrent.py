@@ -22,6 +22,8 @@ class RecurrentCell(Module):
         state one Tensor h; ("h", "c") makes it a tuple (h, c). The default initial_state,
         the unroller's checks and error messages, and mt.viz's labels (h[t=3], c[t=3])
         follow from it. output_index: the part that is the step's output (0: h of (h, c)).
+        A cell that declares no state_names but overrides initial_state (as cells did
+        before state_names) has the parts that returns, named s0, s1, ….
     precompute(xs): optional; maps the whole time-major input (T, B, I) once, before the
         loop (the input projection of every step in one matmul). forward then receives
         precompute(xs)[t] as x_t; without it, x_t is the input itself, (B, I).
@@ -30,17 +32,20 @@ class RecurrentCell(Module):
         size (the argument named input_size, else the first one). nn.Recurrent builds every
         other layer and direction this way, so a cell keeps its whole configuration.
     """
-    state_names = ("h",)
+    state_names: "tuple[str, ...]" = ("h",)
     output_index = 0
+    _declares_state = False             # set per subclass: does it (or a base) declare them?
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         names, k = cls.state_names, cls.output_index
+        cls._declares_state = any("state_names" in vars(c) for c in cls.__mro__[:-1]
+                                  if c is not RecurrentCell)
         if not (isinstance(names, tuple) and names and all(isinstance(n, str) for n in names)
                 and len(set(names)) == len(names)):
             raise TypeError(f"{cls.__name__}.state_names must be a non-empty tuple of distinct "
                             f"strings, such as ('h',) or ('h', 'c'); got {names!r}")
-        if not (isinstance(k, int) and 0 <= k < len(names)):
+        if not (isinstance(k, int) and 0 <= k < (len(names) if cls._declares_state else 99)):
             raise TypeError(f"{cls.__name__}.output_index must index state_names {names}; "
                             f"got {k!r} (a tuple state declares its parts: state_names = "
                             f"('h', 'c'))")
@@ -108,9 +113,16 @@ def _parts(state):
     return state if isinstance(state, tuple) else (state,)
 
 
-def _structure(cell, B):
+def _names(cell, state):
+    """The names of the state's parts: state_names, or for a cell that declares none, its
+    initial state's parts as s0, s1, … (cells that only override initial_state)."""
+    if cell._declares_state or not isinstance(state, tuple):
+        return cell.state_names
+    return tuple(f"s{i}" for i in range(len(state)))
+
+
+def _structure(names, H, B):
     """'a Tensor h of shape (B, H)' or 'a tuple (h, c) of shapes [...]', for messages."""
-    names, H = cell.state_names, cell.hidden_size
     if len(names) == 1:
         return f"a Tensor {names[0]} of shape (B, H) = ({B}, {H})"
     return f"a tuple ({', '.join(names)}) of {len(names)} Tensors, each (B, H) = ({B}, {H})"
@@ -126,16 +138,17 @@ def _check_dtype(cell, name, what, dtype):
 def _check_state(cell, state, batch, where, name):
     """The state must have the parts state_names declares, each (B, H), as Tensors."""
     parts = _parts(state)
+    want = cell.initial_state(batch)
+    structure = _structure(_names(cell, want), cell.hidden_size, batch)
     for part in parts:
         if not isinstance(part, Tensor):
-            raise TypeError(f"{name}: {where} must be {_structure(cell, batch)}; got a "
+            raise TypeError(f"{name}: {where} must be {structure}; got a "
                             f"{type(part).__name__}")
-    want = cell.initial_state(batch)
     shapes = [p.shape for p in _parts(want)]
     got = [p.shape for p in parts]
     if isinstance(state, tuple) != isinstance(want, tuple) or got != shapes:
         got = f"a tuple of shapes {got}" if isinstance(state, tuple) else f"shape {got[0]}"
-        raise ShapeError(f"{name}: {where} has {got}; expected {_structure(cell, batch)} "
+        raise ShapeError(f"{name}: {where} has {got}; expected {structure} "
                          f"(shapes {shapes if len(shapes) > 1 else shapes[0]}, as "
                          f"initial_state({batch}))")
     for part in parts:
@@ -143,8 +156,14 @@ def _check_state(cell, state, batch, where, name):
 
 
 def _check_initial(cell, state, name):
-    """initial_state() itself must match state_names: the usual slip is a tuple without them."""
+    """initial_state() itself must match the state_names a cell declares."""
     n = len(_parts(state))
+    if not cell._declares_state:
+        if cell.output_index >= n:
+            raise TypeError(f"{name}: output_index is {cell.output_index} but initial_state "
+                            f"returned {n} part(s); declare the parts, e.g. state_names = "
+                            f"{('h', 'c') if n == 2 else ('h',)}")
+        return
     if isinstance(state, tuple) != (len(cell.state_names) > 1) or n != len(cell.state_names):
         kind = f"a tuple of {n} tensors" if isinstance(state, tuple) else "one Tensor"
         example = ("h",) if n == 1 else ("h", "c") if n == 2 else tuple(f"s{i}" for i in range(n))
@@ -182,9 +201,9 @@ def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
     layout = "(B, T, I)" if batch_first else "(T, B, I)"
     if not isinstance(xs, Tensor) or xs.ndim != 3 or xs.shape[1 if batch_first else 0] == 0:
         shape = xs.shape if hasattr(xs, "shape") else type(xs).__name__
-        raise ShapeError(f"{name}: expected xs of shape {layout} with T >= 1 ("
-                         f"{'batch_first' if batch_first else 'time-major, as torch.nn.RNN; pass batch_first=True for (B, T, I)'}); "
-                         f"got {shape}")
+        how = "batch_first" if batch_first else \
+            "time-major, as torch.nn.RNN; pass batch_first=True for (B, T, I)"
+        raise ShapeError(f"{name}: expected xs of shape {layout} with T >= 1 ({how}); got {shape}")
     if batch_first:
         xs = xs.transpose(1, 0, 2)         # a view: the loop runs time-major
     T, B, I = xs.shape
@@ -207,7 +226,8 @@ def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
     outer, enabled = current_scope(), is_grad_enabled()
     around = child_scope(outer, scope)     # the input projection belongs to no single step
     base = "" if around is None else str(around)
-    record = StateRecord(cell.state_names, cell.output_index, [])
+    names = _names(cell, state)
+    record = StateRecord(names, cell.output_index, [])
     handed = record.handed
     outputs = []
     single = not isinstance(state, tuple)
@@ -219,7 +239,7 @@ def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
             set_mode(enabled, _new_step(Step, (base, t, "", record)))
             new = cell(xp[t], state)
             if not (single and isinstance(new, Tensor) and new.data.shape == shapes[0]):
-                _check_step(cell, name, new, state, t)
+                _check_step(names, name, new, state, t)
             if masks is not None and not steps[t].all():
                 m = masks[t]
                 parts = tuple(fn.where(m, n, s) for n, s in zip(_parts(new), _parts(state)))
@@ -241,9 +261,9 @@ def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
     return fn.stack(outputs, axis=1 if batch_first else 0), state
 
 
-def _check_step(cell, name, new, state, t):
+def _check_step(names, name, new, state, t):
     """The state a step returned has the parts and shapes of the state it was given."""
-    names, parts, given = cell.state_names, _parts(new), _parts(state)
+    parts, given = _parts(new), _parts(state)
     shapes = [p.shape for p in given]
     want = (f"a tuple ({', '.join(names)}) of shapes {shapes}" if len(names) > 1
             else f"one Tensor {names[0]} of shape {shapes[0]}")
@@ -349,8 +369,9 @@ class Recurrent(Module):
         if state is None:
             return [None] * n
         first = self.cells[0]
-        names = first.state_names
-        shapes = [(n, *p.shape) for p in _parts(first.initial_state(B))]
+        want = first.initial_state(B)
+        names = _names(first, want)
+        shapes = [(n, *p.shape) for p in _parts(want)]
         parts = _parts(state)
         got = [getattr(p, "shape", type(p).__name__) for p in parts]
         if isinstance(state, tuple) != (len(names) > 1) or got != shapes or \

@@ -283,7 +283,9 @@ def test_guards_retrace_on_shape_dtype_grad_mode_and_parameters():
         compiled(rng.standard_normal((2, 1, 3)))
         compiled(rng.standard_normal((2, 1, 3)))
         compiled(rng.standard_normal((4, 1, 3)))             # shape
-        compiled(rng.standard_normal((4, 1, 3)).astype(np.float32))   # dtype
+        model.to(np.float32)                                 # dtype (a float32 input to a
+        compiled(rng.standard_normal((4, 1, 3)).astype(np.float32))   # float64 model raises)
+        model.to(np.float64)
     assert compiled.counts == {"replayed": 1, "traced": 3, "eager": 0}
     model.Why = nn.Parameter(np.zeros((3, 4)))               # a new parameter object
     with mt.no_grad():

@@ -280,6 +280,20 @@ def linear(b, x=None, w=None):
     return out
 
 
+def linear_add(b):
+    """x Wᵀ plus a whole addend of the product's shape (a recurrent step's precomputed row),
+    or one that broadcasts into it; the weight sometimes shared with a linear call."""
+    x = b.pick(lambda s: 1 <= len(s) <= 3)
+    if x is None:
+        return None
+    w, tag = _weight(b, b.shape(x)[-1])
+    out = b.shape(x)[:-1] + (b.shape(w)[0],)
+    shape = b.choose([out, out[-1:], (1,) * (len(out) - 1) + out[-1:]], p=[0.6, 0.2, 0.2])
+    found = b.pick(lambda s: s == shape)
+    addend = found if found is not None and b.coin(0.4) else b.leaf(shape)
+    return b.emit("linear_add", (Ref(x), Ref(w), Ref(addend)), tag=tag)
+
+
 def big_linear(b):
     """A linear call of ≥ 4,096 rows (a broadcast input) whose weight a second call shares."""
     k = int(b.rng.integers(1, 4))
@@ -390,6 +404,7 @@ MAKERS = [  # (maker, weight, weight in the kink pass, the registered ops it may
     (losses, 5, 2, {"cross_entropy", "getitem", "neg", "sub", "mul"}),
     (matmul, 4, 3, {"matmul"}),
     (linear, 5, 3, {"linear"}),
+    (linear_add, 2, 1, {"linear_add"}),
     (reshape, 4, 3, {"reshape"}),
     (transpose, 3, 2, {"transpose"}),
     (squeeze, 2, 1, {"squeeze"}),
@@ -405,6 +420,7 @@ MAKERS = [  # (maker, weight, weight in the kink pass, the registered ops it may
 FORCE = {**{op: (arith, op) for op in ARITH}, "maximum": (extremum, "maximum"),
          "minimum": (extremum, "minimum"), "where": (where, None), "clip": (clip, None),
          "cast": (roundtrip, None), "matmul": (matmul, None), "linear": (linear, None),
+         "linear_add": (linear_add, None),
          "cross_entropy": (losses, "cross_entropy"), "reshape": (reshape, None),
          "transpose": (transpose, None), "squeeze": (squeeze, None),
          "expand_dims": (expand_dims, None), "broadcast_to": (broadcast_to, None),

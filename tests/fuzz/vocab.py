@@ -258,6 +258,8 @@ call("mse_loss", lambda a, b, reduction="mean": F.mse_loss(a, b, reduction),
      lambda s, **k: f"F.mse_loss({s[0]}, {s[1]}{_kw(**k)})", ["sub", "mul"])
 call("linear", lambda *a: F.linear(*a), _t_linear,
      lambda s: f"F.linear({', '.join(s)})", ["linear"], may_reject=_bias_grows_output)
+call("linear_add", lambda x, w, c: F.linear_add(x, w, c), lambda x, w, c: TF.linear(x, w) + c,
+     lambda s: f"F.linear_add({', '.join(s)})", ["linear_add"])
 
 # ---- shapes: reshape, transpose, squeeze, expand, broadcast, index, join, split -----------
 

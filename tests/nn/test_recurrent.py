@@ -210,18 +210,42 @@ def test_bad_state_declarations_fail_when_the_class_is_made(names, index, match)
         type("Bad", (RecurrentCell,), {"state_names": names, "output_index": index})
 
 
-class TupleWithoutNames(MinimalGatedUnit):
-    """Overrides initial_state with a tuple but forgets to declare state_names."""
+class OldStyleLSTM(RecurrentCell):
+    """A tuple state the way cells were written before state_names: initial_state only."""
+    output_index = 1
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.W = Parameter(mt.generator().normal(0, 0.4, (4 * hidden_size, input_size + hidden_size)))
+
+    def forward(self, x, state):
+        c, h = state
+        i, f, g, o = mt.split(F.linear(mt.concat([x, h], axis=1), self.W), 4, axis=1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return c, o.sigmoid() * c.tanh()
 
     def initial_state(self, batch_size, dtype=np.float64):
         return mt.zeros(batch_size, 4, dtype=dtype), mt.zeros(batch_size, 4, dtype=dtype)
 
 
-def test_a_tuple_state_without_state_names_says_to_declare_them():
-    with pytest.raises(TypeError, match=r"TupleWithoutNames.initial_state returned a tuple "
-                                        r"of 2 tensors, but state_names is \('h',\); declare "
-                                        r".* state_names = \('h', 'c'\)"):
-        unroll(TupleWithoutNames(3, 4), mt.zeros(2, 2, 3))
+class DeclaredOne(MinimalGatedUnit):
+    state_names = ("h",)
+
+    def initial_state(self, batch_size, dtype=np.float64):
+        return mt.zeros(batch_size, 4, dtype=dtype), mt.zeros(batch_size, 4, dtype=dtype)
+
+
+def test_initial_state_must_match_declared_state_names_and_gives_them_otherwise():
+    cell = OldStyleLSTM(3, 4)                     # undeclared: the parts initial_state returns
+    out, (c, h) = unroll(cell, mt.zeros(2, 2, 3))
+    assert out.shape == (2, 2, 4) and h.scope.states.names == ("s0", "s1")
+    with pytest.raises(mt.ShapeError, match=r"OldStyleLSTM: the initial state has shape "
+                                            r"\(2, 4\); expected a tuple \(s0, s1\)"):
+        unroll(cell, mt.zeros(2, 2, 3), mt.zeros(2, 4))
+    with pytest.raises(TypeError, match=r"DeclaredOne.initial_state returned a tuple of 2 "
+                                        r"tensors, but state_names is \('h',\); declare .* "
+                                        r"state_names = \('h', 'c'\)"):
+        unroll(DeclaredOne(3, 4), mt.zeros(2, 2, 3))
 
 
 class TupleForSingle(MinimalGatedUnit):
