@@ -1,7 +1,7 @@
 """microtensor: exact reverse-mode autodiff on NumPy, and the recurrent models built on it."""
 import numpy as np
 
-from .mode import Step, enable_grad, is_grad_enabled, name_scope, no_grad, time_step
+from .mode import Step, enable_grad, is_grad_enabled, name_scope, no_grad, time_step, time_steps
 from .creation import (arange, as_tensor, full, generator, get_rng_state, manual_seed, ones,
                        ones_like, rand, randn, set_rng_state, tensor, zeros, zeros_like)
 from .errors import (ArgumentError, CheckpointError, DTypeError, GradcheckError, GraphError,

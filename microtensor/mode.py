@@ -169,8 +169,7 @@ class time_step:
         if type(t) is not int and not (isinstance(t, int) and not isinstance(t, bool)):
             raise TypeError(f"time_step: t must be an int, got {type(t).__name__}")
         self.t = t
-        self.states = None if state_names is None else (
-            _INFERRED.get(state_names) or _inferred(state_names))
+        self.states = None if state_names is None else _record_for(state_names)
 
     # Grad mode cannot change on entering or leaving, so only the scope and the mode that
     # ops read are set (what set_mode does, two ContextVar writes instead of three).
@@ -187,14 +186,53 @@ class time_step:
         _mode.set(prev if _enabled.get() else OFF)
 
 
+def time_steps(n, state_names=None):
+    """range(n), with the ops made in iteration t marked as time step t: time_step for a
+    `for` loop, at the unroller's cost per step (one generator resume, two ContextVar writes).
+
+        for t in mt.time_steps(len(xs), state_names="h"):
+            h = step(xs[t], h)
+
+    The enclosing scope comes back when the loop ends (a break and an exception included:
+    CPython closes the generator as the loop lets go of it).
+    """
+    if type(n) is not int and not (isinstance(n, int) and not isinstance(n, bool)):
+        raise TypeError(f"time_steps: n must be an int, got {type(n).__name__}")
+    return _steps(n, None if state_names is None else _record_for(state_names))
+
+
+def _steps(n, states):
+    prev = _scope.get()
+    path = "" if prev is None else str(prev)
+    enabled = _enabled.get()        # with blocks in the body restore it, so it holds throughout
+    try:
+        for t in range(n):
+            step = _new_step(Step, (path, t, "", states))
+            _scope.set(step)
+            _mode.set(step if enabled else OFF)
+            yield t
+    finally:
+        _scope.set(prev)
+        _mode.set(prev if _enabled.get() else OFF)
+
+
 _new_step = tuple.__new__       # Step(path, t, inner, states) without NamedTuple's Python-level
                                 # __new__, a quarter of its cost: one is made every step
 
 
-def _inferred(state_names):
-    """The shared StateRecord of user loops with these state names (nothing recorded)."""
+def _record_for(state_names):
+    """The StateRecord user loops with these state names share (nothing is recorded in it)."""
+    try:
+        rec = _INFERRED.get(state_names)        # "h" and ("h",) name the same record
+    except TypeError:                           # a list: normalised below
+        rec = None
+    if rec is not None:
+        return rec
     names = (state_names,) if isinstance(state_names, str) else tuple(state_names)
     if not names or not all(isinstance(n, str) for n in names):
         raise TypeError(f"time_step: state_names must be a name or a tuple of names, got "
                         f"{state_names!r}")
-    return _INFERRED.setdefault(state_names, StateRecord(names))
+    rec = _INFERRED.setdefault(names, StateRecord(names))
+    if isinstance(state_names, str):
+        _INFERRED[state_names] = rec
+    return rec

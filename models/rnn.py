@@ -49,7 +49,7 @@ class VanillaRNN(nn.Module):
     """min-char-rnn's model: h_t = tanh(x_t Wxhᵀ + h_{t−1} Whhᵀ + bh), y_t = h_t Whyᵀ + by,
     softmax on top, with its parameters and names: Wxh (H, I), Whh (H, H), Why (O, H),
     bh (H,), by (O,). The loop over time is written out, each step marked with
-    mt.time_step (so mt.viz clusters and labels it); BPTT is loss.backward().
+    mt.time_steps (so mt.viz clusters and labels it); BPTT is loss.backward().
 
     forward(xs (T, B, I), h0 (B, H) = zeros) -> (logits (T, B, O), h_T (B, H));
     batch_first=True: xs (B, T, I) and logits (B, T, O), as torch's batch_first.
@@ -72,9 +72,8 @@ class VanillaRNN(nn.Module):
         xs, h = self._checked(mt.as_tensor(xs), h0)
         xp = self.precompute(xs)
         hs = []
-        for t in range(len(xp)):
-            with mt.time_step(t, state_names="h"):
-                h = self.step(xp[t], h)
+        for t in mt.time_steps(len(xp), state_names="h"):   # each iteration is step t
+            h = self.step(xp[t], h)
             hs.append(h)
         hs = mt.stack(hs, axis=1 if self.batch_first else 0)
         return F.linear(hs, self.Why, self.by), h

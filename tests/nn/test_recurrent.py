@@ -553,6 +553,33 @@ def test_a_users_own_loop_marks_its_steps():
         mt.time_step(1.0)
 
 
+def test_time_steps_marks_each_iteration_and_restores_the_scope():
+    x = mt.tensor([1.0], requires_grad=True)
+    made = []
+    with mt.name_scope("enc"):
+        for t in mt.time_steps(3, state_names=("h",)):
+            assert isinstance(mt.mode.current_scope(), mt.Step)
+            x = x * 2.0
+            made.append(x)
+        assert mt.mode.current_scope() == "enc"
+    assert [(m.scope.path, m.scope.t) for m in made] == [("enc", 0), ("enc", 1), ("enc", 2)]
+    assert made[0].scope.states is mt.time_step(0, state_names="h").states   # one record
+    for t in mt.time_steps(5):                        # a break gives the scope back
+        if t == 1:
+            break
+    assert mt.mode.current_scope() is None
+    with pytest.raises(KeyError):
+        for t in mt.time_steps(5):
+            raise KeyError
+    assert mt.mode.current_scope() is None
+    with mt.no_grad():                                # and records nothing without grad
+        for t in mt.time_steps(2):
+            y = x * 3.0
+    assert y.scope is None and mt.is_grad_enabled()
+    with pytest.raises(TypeError, match="state_names must be a name or a tuple of names"):
+        mt.time_steps(2, state_names=[1])
+
+
 # ---- truncated BPTT with a tuple state -------------------------------------------------
 def test_truncated_bptt_tuple_state():
     rng = np.random.default_rng(4)
