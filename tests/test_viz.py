@@ -514,6 +514,18 @@ def test_a_users_loop_labels_what_each_step_hands_on_and_user_names_win():
     assert viz.step_states(loss)[""] == hs
 
 
+def test_step_states_finds_a_users_loops_states_without_names_too():
+    x = mt.tensor([1.0, 2.0], requires_grad=True)
+    h, hs = x, []
+    for t in mt.time_steps(4):                        # no state_names: found, not labelled
+        h = (h * 0.5).tanh()
+        hs.append(h)
+    loss = h.sum()
+    assert viz.step_states(loss)[""] == hs
+    nodes, _, _ = parse(viz.draw_graph(loss))
+    assert not any("[t=" in a.get("label", "") for a in nodes.values())
+
+
 def test_a_plain_name_scope_is_not_a_time_step():
     x = mt.tensor([1.0], requires_grad=True)
     for t in range(3):

@@ -42,7 +42,8 @@ def draw_graph(root, *, params=None, show_shapes=True, show_values=False, show_g
     time step sit in a cluster labelled "t = k" ("layer0 · reverse · t = 3" inside
     nn.Recurrent), the clusters of a recurrence in time order — first steps, the collapsed
     node, last steps. Steps are those of nn.unroll, or of a loop of your own marked with
-    `with mt.time_step(t):` (the record each tensor keeps in .scope). Parameters sit in one
+    mt.time_steps(n) or mt.time_step(t) (the record each tensor keeps in .scope; a plain
+    mt.name_scope is a name, not a step). Parameters sit in one
     band at the start, each drawn once with an edge into every step that uses it; an input
     or constant used by one step only (x_t, h₀) sits in that step.
 

@@ -14,7 +14,7 @@ def step_states(root):
 
     In the graph of root, the output part of each step's state: as nn.unroll recorded it
     (h_t for an RNN or GRU, h_t of (h_t, c_t) for an LSTM), or for a loop of your own
-    marked with mt.time_step(t, state_names=...), the last tensor a step makes that is used
+    marked with mt.time_steps(n, state_names=...), the last tensor a step makes that is used
     after it. The path is '' at the top and e.g. 'layer0' inside nn.Recurrent.
     """
     states = Graph(as_roots(root, "step_states"), None).states()

@@ -102,8 +102,8 @@ class Graph:
                     rec = scope.states
                     if rec is not None and sid not in records:
                         records[sid] = rec
-                        if rec.handed is None:
-                            inferred.add(sid)
+                    if rec is None or rec.handed is None:
+                        inferred.add(sid)       # a user's loop: what a step hands on is found
                 sids[id(scope)] = sid
             if sid >= 0:
                 sid_of[t.seq] = sid
@@ -262,16 +262,15 @@ class Graph:
 
     def state_part(self, t):
         """(name, path, step t, is the output part) if t is part of a step's state, else None:
-        as the unroller recorded it, or for a loop of the user's own with one state name,
-        the last tensor a step makes that is used after it."""
+        as the unroller recorded it, or for a loop of the user's own, the last tensor a step
+        makes that is used after it (named when the loop gave one state name, else None)."""
         seq = t.seq
         sid = self.handed_on.get(seq)
-        if sid is not None:
-            rec = self.records[sid]
-            if len(rec.names) == 1:
-                path, step = self.keys[sid]
-                return rec.names[0], path, step, True
-            return None
+        if sid is not None:                     # a user's loop: named if it has one name
+            rec = self.records.get(sid)
+            path, step = self.keys[sid]
+            name = rec.names[0] if rec is not None and len(rec.names) == 1 else None
+            return name, path, step, True
         scope = t.scope
         if type(scope) is not Step or scope.states is None or scope.states.handed is None:
             return None
@@ -286,7 +285,7 @@ class Graph:
     def label(self, t):
         """'h[t=3]' for a state tensor, else None."""
         part = self.state_part(t)
-        return None if part is None else f"{part[0]}[t={part[2]}]"
+        return None if part is None or part[0] is None else f"{part[0]}[t={part[2]}]"
 
     def states(self):
         """{path: {t: tensor}}: the output part of the state each step hands on."""
