@@ -39,15 +39,27 @@ class Op:
     anything else, or calls NumPy on a Tensor, raises a GraphError that names it.
     An op whose forward is one NumPy ufunc and saves nothing declares `ufunc` instead of
     forward; Tensor's methods then call the ufunc without a Python frame in between.
+
+    What backward reads besides g, so that a write into it between forward and backward is
+    caught (versions.py): `reads_output` — ctx.data; `reads_inputs` — the positions of the
+    inputs whose arrays it reads, through ctx.parents or ctx.saved (None: all of them). An
+    op whose output can be a view of its input's memory declares `view = True`. The
+    defaults are the safe ones; tests/test_versions.py checks every op's declaration.
     """
     name: str | None = None
     ufunc: Callable[..., np.ndarray] | None = None
+    reads_output: bool = True
+    reads_inputs: tuple[int, ...] | None = None
+    view: bool = False
+    guards: frozenset[int] | None = None      # set by __init_subclass__
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.ufunc is not None and "forward" not in cls.__dict__:
             ufunc = cls.ufunc
             cls.forward = staticmethod(lambda *arrays: (ufunc(*arrays), None))
+        # the inputs whose leaves a recorded op locks (None: all): those it reads or views
+        cls.guards = None if cls.view or cls.reads_inputs is None else frozenset(cls.reads_inputs)
 
     @staticmethod
     def forward(*arrays, **attrs):
@@ -102,6 +114,17 @@ RELEASED = object()    # stands in for an op's saved arrays once backward has fr
 next_seq = itertools.count().__next__    # creation order: a consumer always outranks its inputs
 
 
+class _State:
+    """What the ops and the engine consult for issue 13's checks (versions.py, anomaly.py):
+    last_write, the seq of the latest in-place write or rebase microtensor saw (a node made
+    after it cannot have been affected); walking, the backward walks running; anomaly."""
+    __slots__ = ("last_write", "walking", "anomaly")
+
+
+STATE = _State()
+STATE.last_write, STATE.walking, STATE.anomaly = -1, 0, False
+
+
 def _released_error(node, root_released):
     where = f"'{node.op.name}'" + (f" (made in {node.scope})" if node.scope else "")
     if root_released:
@@ -116,6 +139,16 @@ def _released_error(node, root_released):
 
 
 def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads=False):
+    """_walk, counted in STATE.walking: ops' backward reads .data of live tensors, and a
+    read during a walk is not the user's (versions.expose)."""
+    STATE.walking += 1
+    try:
+        return _walk(roots, root_grads, retain_graph, capture, keep_grads)
+    finally:
+        STATE.walking -= 1
+
+
+def _walk(roots, root_grads, retain_graph, capture, keep_grads):
     """Propagate root_grads from roots to every tensor that needs a gradient.
 
     Tensors are taken in decreasing creation order (a max-heap on `seq`): every consumer of
@@ -134,6 +167,8 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
               accumulate into .grad then: an error part-way leaves every .grad as it was.
     `capture` (a set of ids) asks for gradients back instead (mt.grad); keep_grads=True
     also stores every intermediate tensor's gradient in its .grad (for drawing BPTT).
+    A node made before the latest in-place write (or every node, in anomaly mode) takes
+    the checked path of checks.py; the rest pay one comparison (issue 13).
     """
     grads = {}
     owned = set()
@@ -153,6 +188,8 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
     watch = capture is not None or keep_grads    # every tensor's gradient is wanted: _visit
     finals = []            # (tensor, gradient, ours) to store once the walk has succeeded
     captured = {}
+    careful = checks.careful_below()    # issue 13: nodes made before this seq are checked
+    t = None
     while True:
         if top is not None:
             t, g, top = top, top_g, None
@@ -163,19 +200,27 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
             break
         if type(g) is not ndarray:
             g = g.dense()                       # a structured gradient reaching an op
-        if watch or t._meta is not None:
+        meta = t._meta
+        if watch or meta is not None:
             g = _visit(t, g, capture, captured, keep_grads, finals)
+            careful = checks.careful_below()    # a hook may have written in place
         if t.saved is RELEASED:
             raise _released_error(t, root_released)
-        try:
-            out = t.op.backward(t, g)
-        except (ValueError, TypeError, IndexError, ArithmeticError) as e:
-            if isinstance(e, MicrotensorError):
-                raise
-            raise _backward_error(t, e) from e     # a NumPy error, with the op's name
+        if t.seq < careful:                     # issue 13: versions, rebased inputs, anomalies
+            out, parents = checks.backward(t, g)
+        else:
+            parents = t.parents
+            try:
+                out = t.op.backward(t, g)
+            except (ValueError, TypeError, IndexError, ArithmeticError) as e:
+                if isinstance(e, MicrotensorError):
+                    raise
+                raise _backward_error(t, e) from e     # a NumPy error, with the op's name
         if not retain_graph:
             t.saved = RELEASED
-        for p, gp in zip(t.parents, out):
+            if meta is not None and meta.leases is not None:
+                meta.leases.release()           # issue 13: its memory guards (versions.py)
+        for p, gp in zip(parents, out):
             if gp is None or not p.requires_grad:
                 continue
             if type(gp) is not ndarray or gp.shape != p.data.shape:
@@ -209,6 +254,8 @@ def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads
             else:
                 grads[ps] = gp
                 heappush(heap, (-ps, p))
+    if t is not None:                           # t: the oldest node walked
+        checks.after_walk(max(r.seq for r in roots), t.seq, retain_graph)    # issue 13
     for t in leaves:
         g = grads.pop(t.seq)
         ours = t.seq in owned
@@ -311,13 +358,20 @@ def _check_grad_target(t, shape):
 
 
 class TensorMeta:
-    """Rarely-used per-tensor extras (hooks, retain_grad, a name), kept off the hot path."""
-    __slots__ = ("hooks", "retain", "name")
+    """Rarely-used per-tensor extras, kept off the hot path: hooks, retain_grad, a name, and
+    issue 13's (versions.py, anomaly.py): leases, the memory guards this node holds;
+    exposed, its own array is guarded; before, the tensor as it was before an in-place op
+    rebased it; replaced, the seq at which .data was last reassigned; trace, the forward
+    stack in anomaly mode; anomaly, what anomaly mode found (drawn in red)."""
+    __slots__ = ("hooks", "retain", "name", "leases", "exposed", "before", "replaced",
+                 "trace", "anomaly")
 
     def __init__(self):
         self.hooks = []
         self.retain = False
-        self.name = None
+        self.name = self.leases = self.before = self.trace = self.anomaly = None
+        self.exposed = False
+        self.replaced = -1
 
     def run_hooks(self, g):
         for fn in self.hooks:
@@ -333,3 +387,6 @@ def __getattr__(name):
         from . import autograd_functional
         return autograd_functional
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+from . import checks  # noqa: E402  (it imports this module)

@@ -17,6 +17,22 @@ class GraphError(MicrotensorError, RuntimeError):
     """backward() asked of a graph that cannot give it (released, no grad, non-scalar root)."""
 
 
+class VersionError(GraphError):
+    """An array backward needs was written in place, or replaced, after the op saved it."""
+
+
+class AnomalyError(MicrotensorError, FloatingPointError):
+    """Anomaly mode found a NaN or an infinity; `.tensor` is where (drawn red by mt.viz)."""
+
+    def __init__(self, message, tensor=None):
+        super().__init__(message)
+        self.tensor = tensor
+
+
+class GraphGrowthWarning(RuntimeWarning):
+    """One backward walked a graph that keeps growing across backward(retain_graph=True) calls."""
+
+
 class GradcheckError(MicrotensorError, AssertionError):
     """Analytic and finite-difference gradients disagree."""
 

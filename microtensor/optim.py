@@ -1,13 +1,15 @@
 """Optimizers with torch.optim's update rules: SGD, Adam, Adagrad, RMSprop.
 
 Each step updates every parameter's .data in place with plain NumPy (no graph), skipping
-parameters whose .grad is None. Hyperparameters live in `param_groups[0]` (so a schedule can
+parameters whose .grad is None, and stamps the write (versions.py): a graph built before the
+step then refuses to backward instead of using the new weights. Hyperparameters live in `param_groups[0]` (so a schedule can
 change `lr` between steps) and per-parameter buffers in `state[i]`, i the parameter's index.
 """
 import math
 
 import numpy as np
 
+from . import versions
 from .autograd import enable_grad
 from .errors import ArgumentError, CheckpointError
 from .tensor import Tensor
@@ -74,7 +76,8 @@ class Optimizer:
                 if st is None:
                     st = state[i] = {}
                 g = p.grad          # a Tensor after backward(create_graph=True): its values
-                self._update(p.data, g if type(g) is np.ndarray else g.data, st, group)
+                with versions.writing(p) as x:
+                    self._update(x, g if type(g) is np.ndarray else g.data, st, group)
         return loss
 
     def _update(self, x, g, st, group):

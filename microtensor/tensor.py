@@ -2,58 +2,69 @@
 import numpy as np
 
 from . import ops
-from .autograd import OFF, TensorMeta, current_mode, next_seq, run_backward
+from .anomaly import check_forward
+from .autograd import OFF, STATE, TensorMeta, current_mode, next_seq, run_backward
 from .errors import ArgumentError, DTypeError, GraphError, ShapeError, error_kind
 from .ops import (Abs, Add, Div, Exp, Log, MatMul, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub,
                   Tanh)
+from .versions import PRIVATE, expose, lease_leaf, note_replace, note_write
 
 _new = object.__new__
 ndarray = np.ndarray
 
 
 def apply(op, *parents, **attrs):
-    """Run op.forward on the parents' arrays; record the graph if any parent needs a gradient."""
+    """Run op.forward on the parents' arrays; record the graph if any parent needs a gradient.
+
+    A recorded op locks the memory of the leaves it reads (versions.py: the first reader of
+    a leaf holds the lock); in anomaly mode its output is checked (anomaly.py).
+    """
     try:
-        out, saved = op.forward(*[p.data for p in parents], **attrs)
+        out, saved = op.forward(*[p._data for p in parents], **attrs)
     except (ValueError, IndexError, TypeError) as e:
         raise _op_error(op, parents, attrs, e) from e
     if type(out) is not ndarray:        # a 0-d result is a NumPy scalar: .data is an array
         out = np.asarray(out)
     t = _new(Tensor)
-    t.data = out
+    t._data = out
     t.grad = t._meta = None
     t.seq = next_seq()
     mode = current_mode()
-    if mode is not OFF:
-        for p in parents:
-            if p.requires_grad:
-                t.requires_grad = True
-                t.op = op
-                t.parents = parents
-                t.saved = saved
-                t.scope = mode
-                return t
-    t.requires_grad = False
-    t.op = t.parents = t.saved = t.scope = None
+    if mode is not OFF and any(p.requires_grad for p in parents):
+        t.requires_grad = True
+        t.op = op
+        t.parents = parents
+        t.saved = saved
+        t.scope = mode
+        guards = op.guards
+        for i, p in enumerate(parents):
+            if p.op is None and p.saved is None and (guards is None or i in guards):
+                lease_leaf(p, t)
+    else:
+        t.requires_grad = False
+        t.op = t.parents = t.saved = t.scope = None
+    if STATE.anomaly:
+        check_forward(t, op, parents)
     return t
 
 
 def _unary_op(op):
     """apply() for one input, unrolled: `h.tanh()` in a time loop is one Python call."""
     forward, ufunc = op.forward, op.ufunc
+    guard = op.guards is None or 0 in op.guards
 
     def method(a):
         try:
             if ufunc is not None:
-                out, saved = ufunc(a.data), None
+                out, saved = ufunc(a._data), None
             else:
-                out, saved = forward(a.data)
+                out, saved = forward(a._data)
         except (ValueError, IndexError, TypeError) as e:
             raise _op_error(op, (a,), {}, e) from e
         if type(out) is not ndarray:
             out = np.asarray(out)
         t = _new(Tensor)
-        t.data = out
+        t._data = out
         t.grad = t._meta = None
         t.seq = next_seq()
         if a.requires_grad and (mode := current_mode()) is not OFF:
@@ -62,9 +73,13 @@ def _unary_op(op):
             t.parents = (a,)
             t.saved = saved
             t.scope = mode
+            if guard and a.op is None and a.saved is None:
+                lease_leaf(a, t)
         else:
             t.requires_grad = False
             t.op = t.parents = t.saved = t.scope = None
+        if STATE.anomaly:
+            check_forward(t, op, (a,))
         return t
 
     method.__name__, method.__doc__ = op.name, op.__doc__
@@ -75,21 +90,23 @@ def _binary_op(op):
     """apply() for two inputs, unrolled: `h * w` in a time loop is one Python call. A
     non-Tensor b becomes a constant (a Python number takes a's float dtype, as in torch)."""
     forward, ufunc = op.forward, op.ufunc
+    guard_a = op.guards is None or 0 in op.guards
+    guard_b = op.guards is None or 1 in op.guards
 
     def method(a, b):
         if not isinstance(b, Tensor):
             b = as_tensor(b, a)
         try:
             if ufunc is not None:
-                out, saved = ufunc(a.data, b.data), None
+                out, saved = ufunc(a._data, b._data), None
             else:
-                out, saved = forward(a.data, b.data)
+                out, saved = forward(a._data, b._data)
         except (ValueError, IndexError, TypeError) as e:
             raise _op_error(op, (a, b), {}, e) from e
         if type(out) is not ndarray:
             out = np.asarray(out)
         t = _new(Tensor)
-        t.data = out
+        t._data = out
         t.grad = t._meta = None
         t.seq = next_seq()
         if (a.requires_grad or b.requires_grad) and (mode := current_mode()) is not OFF:
@@ -98,9 +115,15 @@ def _binary_op(op):
             t.parents = (a, b)
             t.saved = saved
             t.scope = mode
+            if guard_a and a.op is None and a.saved is None:
+                lease_leaf(a, t)
+            if guard_b and b.op is None and b.saved is None:
+                lease_leaf(b, t)
         else:
             t.requires_grad = False
             t.op = t.parents = t.saved = t.scope = None
+        if STATE.anomaly:
+            check_forward(t, op, (a, b))
         return t
 
     method.__name__, method.__doc__ = op.name, op.__doc__
@@ -113,7 +136,7 @@ def _reflected(method):
 
 
 def _op_error(op, parents, attrs, e):
-    shapes = [p.data.shape for p in parents]
+    shapes = [p._data.shape for p in parents]
     msg = op.shape_error(*shapes, **attrs)
     if msg is None:
         shown = ", ".join(str(s) for s in shapes)
@@ -127,7 +150,7 @@ def _attrs_text(attrs):
 
 def _leaf(data, requires_grad=False):
     t = _new(Tensor)
-    t.data = data
+    t._data = data
     t.grad = t._meta = None
     t.seq = next_seq()
     t.requires_grad = False
@@ -138,15 +161,24 @@ def _leaf(data, requires_grad=False):
 
 
 def as_tensor(x, like=None):
-    """x itself if a Tensor, else a constant Tensor (Python numbers take `like`'s float dtype)."""
+    """x itself if a Tensor, else a constant Tensor (Python numbers take `like`'s float dtype).
+
+    An ndarray is shared, so a graph that reads it locks it; a number or a list becomes an
+    array nobody else holds, which needs no lock (versions.PRIVATE).
+    """
     if isinstance(x, Tensor):
         return x
     if isinstance(x, np.ndarray):
         return _leaf(x)
     if like is not None and isinstance(x, (int, float)) and not isinstance(x, bool) \
-            and like.data.dtype.kind == "f":
-        return _leaf(np.array(x, dtype=like.data.dtype))
-    return _leaf(np.asarray(x))
+            and like._data.dtype.kind == "f":
+        t = _leaf(np.array(x, dtype=like._data.dtype))
+    else:
+        t = _leaf(np.asarray(x))
+        if not isinstance(x, (int, float, complex, list, tuple)):
+            return t
+    t.saved = PRIVATE
+    return t
 
 
 class Tensor:
@@ -155,15 +187,15 @@ class Tensor:
     A tensor made by an op records `op` and its `parents`; backward() walks that graph in
     reverse and accumulates gradients into the `.grad` of leaves that require grad.
     """
-    __slots__ = ("data", "grad", "requires_grad", "op", "parents", "saved", "scope", "seq",
+    __slots__ = ("_data", "grad", "requires_grad", "op", "parents", "saved", "scope", "seq",
                  "_meta", "__weakref__")
     __array_ufunc__ = None     # ndarray (op) Tensor defers to Tensor's reflected operators
     xp = ops.xp                # what an op's backward reads as ctx.xp: NumPy (ops/xp.py)
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
-            data = data.data
-        self.data = np.array(data, dtype=dtype)
+            data = data._data
+        self._data = np.array(data, dtype=dtype)
         self.grad = self._meta = None
         self.seq = next_seq()
         self.requires_grad = False
@@ -172,10 +204,40 @@ class Tensor:
             self.requires_grad_(True)
 
     # ---- attributes -------------------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    ndim = property(lambda self: self.data.ndim)
-    dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
+    @property
+    def data(self):
+        """The tensor's ndarray, shared (not copied). While a graph that reads it is live the
+        array is read-only, so a NumPy write into it raises (versions.py): write through the
+        in-place ops (x += 1, x.zero_(), under mt.no_grad() for a parameter) instead."""
+        if self.op is None or STATE.walking:
+            return self._data
+        return expose(self)
+
+    @data.setter
+    def data(self, value):
+        """Replace the array; a graph that read the old one then refuses to backward."""
+        if not isinstance(value, ndarray):
+            value = np.asarray(value)
+        try:
+            same = value is self._data
+        except AttributeError:              # a tensor being built
+            self._data = value
+            return
+        self._data = value
+        if same:
+            note_write(self)                # x.data += 1: NumPy wrote the array in place
+        else:
+            note_replace(self)
+
+    shape = property(lambda self: self._data.shape)
+    ndim = property(lambda self: self._data.ndim)
+    dtype = property(lambda self: self._data.dtype)
+    size = property(lambda self: self._data.size)
+
+    @property
+    def _version(self):
+        """In-place writes microtensor saw into this tensor's memory (as torch's _version)."""
+        return _versions.version(self)
 
     @property
     def is_leaf(self):
@@ -196,9 +258,9 @@ class Tensor:
         return self._meta
 
     def requires_grad_(self, flag=True):
-        if flag and self.data.dtype.kind != "f":
+        if flag and self._data.dtype.kind != "f":
             raise DTypeError(f"only floating-point tensors can require grad; this tensor has "
-                             f"dtype {self.data.dtype} (cast it with .astype(mt.float64))")
+                             f"dtype {self._data.dtype} (cast it with .astype(mt.float64))")
         self.requires_grad = bool(flag)
         return self
 
@@ -206,23 +268,28 @@ class Tensor:
         return self.data
 
     def item(self):
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def detach(self):
         """The same data, cut from the graph (shares memory, requires no grad)."""
         return _leaf(self.data)
 
+    def clone(self):
+        """A copy of the data, in the graph: its gradient passes through unchanged (the
+        graph draws it as `cast`, to its own dtype)."""
+        return apply(ops.Cast, self, dtype=self._data.dtype)
+
     def __array__(self, dtype=None, copy=None):
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if dtype is not None and dtype != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self.data
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
-        extra = f", dtype={self.data.dtype}"
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
+        extra = f", dtype={self._data.dtype}"
         if self.op is not None:
             extra += f", grad_fn=<{self.op.name}>"
         elif self.requires_grad:
@@ -230,15 +297,15 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
-        return bool(self.data)
+        return bool(self._data)
 
     __hash__ = object.__hash__
 
@@ -299,6 +366,54 @@ class Tensor:
     def __pos__(self):
         return self
 
+    # ---- in place: torch's rules (inplace.py; README "In-place operations") -------------
+    def __iadd__(self, other):
+        return _inplace.binary(self, Add, other)
+
+    def __isub__(self, other):
+        return _inplace.binary(self, Sub, other)
+
+    def __imul__(self, other):
+        return _inplace.binary(self, Mul, other)
+
+    def __itruediv__(self, other):
+        return _inplace.binary(self, Div, other)
+
+    def __ipow__(self, other):
+        return _inplace.binary(self, Pow, other)
+
+    def add_(self, other, alpha=1):
+        """self += alpha · other, in place."""
+        return _inplace.binary(self, Add, other, alpha)
+
+    def sub_(self, other, alpha=1):
+        """self −= alpha · other, in place."""
+        return _inplace.binary(self, Sub, other, alpha)
+
+    def mul_(self, other):
+        return _inplace.binary(self, Mul, other)
+
+    def div_(self, other):
+        return _inplace.binary(self, Div, other)
+
+    def clamp_(self, min=None, max=None):  # noqa: A002  (torch's names)
+        """Clip into [min, max], in place."""
+        return _inplace.clamp(self, min, max)
+
+    def fill_(self, value):
+        return _inplace.fill(self, value)
+
+    def zero_(self):
+        return _inplace.fill(self, 0)
+
+    def copy_(self, src):
+        """Write src (broadcast, cast to this dtype) into this tensor."""
+        return _inplace.copy(self, src)
+
+    def detach_(self):
+        """Cut this tensor from the graph, in place: it becomes a leaf needing no grad."""
+        return _inplace.detach(self)
+
     def __getitem__(self, index):
         if type(index) is not int:                   # xs[t] in a time loop skips this
             index = ops.normalize_index(index)
@@ -306,22 +421,22 @@ class Tensor:
 
     # comparisons give bool tensors and are not differentiable
     def __lt__(self, other):
-        return _leaf(self.data < _raw(other))
+        return _leaf(self._data < _raw(other))
 
     def __le__(self, other):
-        return _leaf(self.data <= _raw(other))
+        return _leaf(self._data <= _raw(other))
 
     def __gt__(self, other):
-        return _leaf(self.data > _raw(other))
+        return _leaf(self._data > _raw(other))
 
     def __ge__(self, other):
-        return _leaf(self.data >= _raw(other))
+        return _leaf(self._data >= _raw(other))
 
     def __eq__(self, other):
-        return _leaf(self.data == _raw(other))
+        return _leaf(self._data == _raw(other))
 
     def __ne__(self, other):
-        return _leaf(self.data != _raw(other))
+        return _leaf(self._data != _raw(other))
 
     # ---- elementwise ------------------------------------------------------------------
     exp = _unary_op(Exp)
@@ -338,29 +453,29 @@ class Tensor:
     def astype(self, dtype):
         """A differentiable cast (float32 <-> float64); the gradient is cast back."""
         dtype = np.dtype(dtype)
-        if dtype == self.data.dtype:
+        if dtype == self._data.dtype:
             return self
         if dtype.kind != "f":               # integers and bools carry no gradient
-            return _leaf(self.data.astype(dtype))
+            return _leaf(self._data.astype(dtype))
         return apply(ops.Cast, self, dtype=dtype)
 
     # ---- reductions -------------------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
-        return apply(ops.Sum, self, axis=ops.normalize_axis(axis, self.data.ndim, "sum"),
+        return apply(ops.Sum, self, axis=ops.normalize_axis(axis, self._data.ndim, "sum"),
                      keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        return apply(ops.Mean, self, axis=ops.normalize_axis(axis, self.data.ndim, "mean"),
+        return apply(ops.Mean, self, axis=ops.normalize_axis(axis, self._data.ndim, "mean"),
                      keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
         """Maximum over axis; tied maxima share the gradient equally (as torch.amax)."""
-        return apply(ops.Max, self, axis=ops.normalize_axis(axis, self.data.ndim, "max"),
+        return apply(ops.Max, self, axis=ops.normalize_axis(axis, self._data.ndim, "max"),
                      keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False):
         """Minimum over axis; tied minima share the gradient equally (as torch.amin)."""
-        return apply(ops.Min, self, axis=ops.normalize_axis(axis, self.data.ndim, "min"),
+        return apply(ops.Min, self, axis=ops.normalize_axis(axis, self._data.ndim, "min"),
                      keepdims=keepdims)
 
     # ---- shape ------------------------------------------------------------------------
@@ -391,7 +506,7 @@ class Tensor:
 
 
 def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _root_grad(t, grad):
@@ -402,16 +517,16 @@ def _root_grad(t, grad):
                          "did you forget requires_grad=True on an input, or build it "
                          "under mt.no_grad()?")
     if grad is None:
-        if t.data.size != 1:
+        if t._data.size != 1:
             raise GraphError(f"backward: grad can be implicitly created only for a tensor "
-                             f"with one element; this one has shape {t.data.shape}, so "
+                             f"with one element; this one has shape {t._data.shape}, so "
                              f"pass grad= of that shape")
-        return np.ones_like(t.data)
-    g = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
-    if g.shape != t.data.shape:
+        return np.ones_like(t._data)
+    g = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
+    if g.shape != t._data.shape:
         raise ShapeError(f"backward: grad has shape {g.shape} but the tensor has shape "
-                         f"{t.data.shape}; they must match")
-    return g.astype(t.data.dtype, copy=False)
+                         f"{t._data.shape}; they must match")
+    return g.astype(t._data.dtype, copy=False)
 
 
 
@@ -449,8 +564,8 @@ def _grads(outputs, inputs, grad_outputs, retain_graph, create_graph):
     for i, t in enumerate(inputs):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise GraphError(f"grad: input {i} is not a tensor that requires grad")
-        if t.data.dtype.kind != "f":
-            raise DTypeError(f"grad: input {i} has dtype {t.data.dtype}; only floating-point "
+        if t._data.dtype.kind != "f":
+            raise DTypeError(f"grad: input {i} has dtype {t._data.dtype}; only floating-point "
                              f"tensors have gradients")
     grad_outputs = [np.full(o.shape, g, dtype=o.dtype) if isinstance(g, (int, float)) else g
                     for o, g in zip(outputs, grad_outputs)]
@@ -464,3 +579,6 @@ def _grads(outputs, inputs, grad_outputs, retain_graph, create_graph):
         roots = [_root_grad(o, g) for o, g in zip(outputs, grad_outputs)]
         captured = run_backward(outputs, roots, retain, capture=capture)
     return [(t, captured.get(id(t))) for t in inputs]
+
+
+from . import inplace as _inplace, versions as _versions  # noqa: E402  (they import this module)

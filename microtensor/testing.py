@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from . import versions
 from .autograd import enable_grad, no_grad
 from .errors import DTypeError, GradcheckError
 from .tensor import Tensor, grad
@@ -109,11 +110,12 @@ def _numeric_jacobian(fn, inputs, t, eps):
     """Array of shape out.shape + t.shape: ∂out/∂t by central differences.
 
     Each element of t.data is perturbed in place (by index, so a non-contiguous array is
-    perturbed too) and restored even when fn raises or the user presses Ctrl-C.
+    perturbed too) and restored even when fn raises or the user presses Ctrl-C; the graph
+    of `out` has locked it, and the write is undone before that graph is used again.
     """
     data = t.data
     cols = []
-    with no_grad():
+    with no_grad(), versions.unlocked(data):
         for j in np.ndindex(data.shape):
             orig = data[j]
             try:

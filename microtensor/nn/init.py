@@ -1,19 +1,25 @@
-"""Parameter initialisers as torch.nn.init: in place on .data, no graph, mt's seeded generator."""
+"""Parameter initialisers as torch.nn.init: in place on .data (a stamped write, as every write
+of microtensor's: versions.py), no graph, mt's seeded generator."""
 import math
 
 import numpy as np
 
+from .. import versions
 from ..creation import generator
 from ..errors import ShapeError
 from ..tensor import Tensor
 
 
 def _array(t):
-    return t.data if isinstance(t, Tensor) else t
+    return t._data if isinstance(t, Tensor) else t
 
 
 def _fill(t, values):
-    _array(t)[...] = values
+    if isinstance(t, Tensor):
+        with versions.writing(t) as a:
+            a[...] = values
+    else:
+        t[...] = values
     return t
 
 

@@ -3,6 +3,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .. import versions
 from ..errors import ArgumentError, CheckpointError, DTypeError
 from ..tensor import Tensor, _leaf
 
@@ -277,7 +278,8 @@ class Module:
             raise CheckpointError(f"load_state_dict for {type(self).__name__} failed, and the "
                                   f"model was left unchanged:\n  " + "\n  ".join(problems))
         for t, v in values:
-            t.data[...] = v
+            with versions.writing(t) as a:      # stamped: a graph built before refuses
+                a[...] = v
         return IncompatibleKeys(missing, unexpected)
 
     # ---- repr ---------------------------------------------------------------------------

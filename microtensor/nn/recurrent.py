@@ -238,7 +238,7 @@ def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
         for t in range(T):
             set_mode(enabled, _new_step(Step, (base, t, "", record)))
             new = cell(xp[t], state)
-            if not (single and isinstance(new, Tensor) and new.data.shape == shapes[0]):
+            if not (single and isinstance(new, Tensor) and new._data.shape == shapes[0]):
                 _check_step(names, name, new, state, t)
             if masks is not None and not steps[t].all():
                 m = masks[t]

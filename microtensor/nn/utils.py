@@ -1,8 +1,9 @@
-"""Gradient clipping, in place on the parameters' .grad, as torch.nn.utils."""
+"""Gradient clipping, in place on the parameters' .grad (stamped writes), as torch.nn.utils."""
 import math
 
 import numpy as np
 
+from .. import versions
 from ..tensor import Tensor
 
 
@@ -33,11 +34,13 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     coef = max_norm / (total + 1e-6)
     if coef < 1:
         for g in grads:
-            g *= coef
+            with versions.writing_array(g):
+                g *= coef
     return total
 
 
 def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element into [−clip_value, clip_value]."""
     for g in _grads(parameters):
-        np.clip(g, -clip_value, clip_value, out=g)
+        with versions.writing_array(g):
+            np.clip(g, -clip_value, clip_value, out=g)

@@ -19,6 +19,7 @@ def _broadcast_error(name):
 class Add(Op):
     """a + b;  ∂a = g, ∂b = g"""
     name = "add"
+    reads_output, reads_inputs = False, ()
     ufunc = np.add
     shape_error = _broadcast_error("add")
 
@@ -31,6 +32,7 @@ class Add(Op):
 class Sub(Op):
     """a − b;  ∂a = g, ∂b = −g"""
     name = "sub"
+    reads_output, reads_inputs = False, ()
     ufunc = np.subtract
     shape_error = _broadcast_error("sub")
 
@@ -43,6 +45,7 @@ class Sub(Op):
 class Mul(Op):
     """a · b;  ∂a = g·b, ∂b = g·a"""
     name = "mul"
+    reads_output, reads_inputs = False, (0, 1)
     ufunc = np.multiply
     shape_error = _broadcast_error("mul")
 
@@ -57,6 +60,7 @@ class Mul(Op):
 class Div(Op):
     """a / b;  ∂a = g/b, ∂b = −g·y/b"""
     name = "div"
+    reads_output, reads_inputs = True, (1,)
     ufunc = np.true_divide
     shape_error = _broadcast_error("div")
 
@@ -76,6 +80,7 @@ class Pow(Op):
     and b ≥ 0 (0^b is constant there).
     """
     name = "pow"
+    reads_output, reads_inputs = True, (0, 1)
     ufunc = np.power
     shape_error = _broadcast_error("pow")
 
@@ -101,6 +106,7 @@ class Pow(Op):
 class Maximum(Op):
     """max(a, b) elementwise; at ties each input gets half the gradient (as torch.maximum)."""
     name = "maximum"
+    reads_output, reads_inputs = False, (0, 1)
     shape_error = _broadcast_error("maximum")
 
     @staticmethod
@@ -118,6 +124,7 @@ class Maximum(Op):
 class Minimum(Op):
     """min(a, b) elementwise; at ties each input gets half the gradient (as torch.minimum)."""
     name = "minimum"
+    reads_output, reads_inputs = False, (0, 1)
     shape_error = _broadcast_error("minimum")
 
     @staticmethod
@@ -135,6 +142,7 @@ class Minimum(Op):
 class Where(Op):
     """where(cond, a, b);  ∂a = g where cond, ∂b = g elsewhere (cond is not differentiable)"""
     name = "where"
+    reads_output, reads_inputs = False, ()
 
     @staticmethod
     def forward(a, b, cond):
@@ -160,6 +168,7 @@ class Where(Op):
 class Neg(Op):
     """−a;  ∂a = −g"""
     name = "neg"
+    reads_output, reads_inputs = False, ()
     ufunc = np.negative
 
     @staticmethod
@@ -171,6 +180,7 @@ class Neg(Op):
 class Exp(Op):
     """eᵃ;  ∂a = g·y"""
     name = "exp"
+    reads_output, reads_inputs = True, ()
     ufunc = np.exp
 
     @staticmethod
@@ -182,6 +192,7 @@ class Exp(Op):
 class Log(Op):
     """ln a;  ∂a = g/a"""
     name = "log"
+    reads_output, reads_inputs = False, (0,)
     ufunc = np.log
 
     @staticmethod
@@ -193,6 +204,7 @@ class Log(Op):
 class Tanh(Op):
     """tanh a;  ∂a = g·(1 − y²)"""
     name = "tanh"
+    reads_output, reads_inputs = True, ()
     ufunc = np.tanh
 
     @staticmethod
@@ -205,6 +217,7 @@ class Tanh(Op):
 class Sigmoid(Op):
     """σ(a) = 1/(1 + e⁻ᵃ);  ∂a = g·y·(1 − y)"""
     name = "sigmoid"
+    reads_output, reads_inputs = True, ()
 
     @staticmethod
     def forward(a):
@@ -222,6 +235,7 @@ class Sigmoid(Op):
 class Relu(Op):
     """max(a, 0);  ∂a = g where a > 0 (the subgradient at 0 is 0, as in PyTorch)"""
     name = "relu"
+    reads_output, reads_inputs = True, ()
 
     @staticmethod
     def forward(a):
@@ -236,6 +250,7 @@ class Relu(Op):
 class Sqrt(Op):
     """√a;  ∂a = g/(2y)"""
     name = "sqrt"
+    reads_output, reads_inputs = True, ()
     ufunc = np.sqrt
 
     @staticmethod
@@ -247,6 +262,7 @@ class Sqrt(Op):
 class Abs(Op):
     """|a|;  ∂a = g·sign(a) (0 at a = 0, as in PyTorch)"""
     name = "abs"
+    reads_output, reads_inputs = False, (0,)
     ufunc = np.abs
 
     @staticmethod
@@ -259,6 +275,7 @@ class Abs(Op):
 class Clip(Op):
     """clip(a, lo, hi);  ∂a = g where lo ≤ a ≤ hi (bounds inclusive, as torch.clamp)"""
     name = "clip"
+    reads_output, reads_inputs = True, (0,)
 
     @staticmethod
     def forward(a, lo=None, hi=None):
@@ -273,6 +290,7 @@ class Clip(Op):
 class Cast(Op):
     """a as another float dtype;  ∂a = g cast back to a's dtype"""
     name = "cast"
+    reads_output, reads_inputs = False, ()
 
     @staticmethod
     def forward(a, dtype):

@@ -8,6 +8,7 @@ from ..autograd import Gradient, Op, register
 class MatMul(Op):
     """a @ b;  ∂a = g @ bᵀ, ∂b = aᵀ @ g (1-D operands promoted to matrices and back)"""
     name = "matmul"
+    reads_output, reads_inputs = False, (0, 1)
 
     @staticmethod
     def forward(a, b):
@@ -115,6 +116,7 @@ class Linear(Op):
     the product's; one that would make the output larger is rejected, as torch does.
     """
     name = "linear"
+    reads_output, reads_inputs = False, (0, 1)
 
     @staticmethod
     def forward(x, w, b=None):

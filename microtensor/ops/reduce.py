@@ -36,6 +36,7 @@ def _expand(xp, g, shape, axis, keepdims):
 class Sum(Op):
     """Σ a over axis;  ∂a = g broadcast back over the summed axes"""
     name = "sum"
+    reads_output, reads_inputs = False, ()
 
     @staticmethod
     def forward(a, axis=None, keepdims=False):
@@ -52,6 +53,7 @@ class Sum(Op):
 class Mean(Op):
     """mean of a over axis;  ∂a = g/n broadcast back, n the count averaged over"""
     name = "mean"
+    reads_output, reads_inputs = False, ()
 
     @staticmethod
     def forward(a, axis=None, keepdims=False):
@@ -68,6 +70,7 @@ class Mean(Op):
 
 class _Extremum(Op):
     """max/min over axis; tied extrema share the gradient equally (as torch.amax/amin)."""
+    reads_output, reads_inputs = True, (0,)
     reduce: Callable[..., np.ndarray] | None = None
 
     @classmethod
@@ -101,6 +104,7 @@ class Min(_Extremum):
 class Softmax(Op):
     """yᵢ = e^(aᵢ − max a)/Σ e^(a − max a);  ∂a = y·(g − Σ g·y)"""
     name = "softmax"
+    reads_output, reads_inputs = True, ()
 
     @staticmethod
     def forward(a, axis=-1):
@@ -118,6 +122,7 @@ class Softmax(Op):
 class LogSoftmax(Op):
     """yᵢ = aᵢ − max a − ln Σ e^(a − max a), finite for any finite a;  ∂a = g − eʸ·Σ g"""
     name = "log_softmax"
+    reads_output, reads_inputs = True, ()
 
     @staticmethod
     def forward(a, axis=-1):
@@ -137,9 +142,11 @@ class CrossEntropy(Op):
     which is most of the memory of a long sequence's loss.
     """
     name = "cross_entropy"
+    reads_output, reads_inputs = False, (0,)
 
     @staticmethod
     def forward(z, targets, reduction="mean"):
+        targets = np.array(targets)             # the caller may reuse theirs before backward
         rows = np.arange(len(targets))
         m = z.max(axis=1, keepdims=True)
         e = z - m

@@ -8,6 +8,8 @@ from ..autograd import Gradient, Op, register
 class Reshape(Op):
     """a viewed with another shape;  ∂a = g reshaped back"""
     name = "reshape"
+    reads_output, reads_inputs = False, ()
+    view = True
 
     @staticmethod
     def forward(a, shape):
@@ -22,6 +24,8 @@ class Reshape(Op):
 class Transpose(Op):
     """a with axes permuted (reversed when axes is None);  ∂a = g with the inverse permutation"""
     name = "transpose"
+    reads_output, reads_inputs = False, ()
+    view = True
 
     @staticmethod
     def forward(a, axes=None):
@@ -37,6 +41,8 @@ class Transpose(Op):
 class Squeeze(Op):
     """a without size-1 axes;  ∂a = g reshaped back"""
     name = "squeeze"
+    reads_output, reads_inputs = False, ()
+    view = True
 
     @staticmethod
     def forward(a, axis=None):
@@ -51,6 +57,8 @@ class Squeeze(Op):
 class ExpandDims(Op):
     """a with a new size-1 axis;  ∂a = g reshaped back"""
     name = "expand_dims"
+    reads_output, reads_inputs = False, ()
+    view = True
 
     @staticmethod
     def forward(a, axis):
@@ -65,6 +73,8 @@ class ExpandDims(Op):
 class BroadcastTo(Op):
     """a broadcast to shape;  ∂a = g, which the engine sums back to a's shape"""
     name = "broadcast_to"
+    reads_output, reads_inputs = False, ()
+    view = True
 
     @staticmethod
     def forward(a, shape):
@@ -95,6 +105,16 @@ def _component(i):
     if isinstance(i, (list, tuple)):
         return np.asarray(i)
     return i
+
+
+def _own(index):
+    """index with its arrays copied: backward scatters into the rows the forward took, even
+    if the caller reuses their index buffer (a batch of nn.Embedding indices) before it."""
+    if isinstance(index, tuple):
+        if any(isinstance(i, np.ndarray) for i in index):
+            return tuple(i.copy() if isinstance(i, np.ndarray) else i for i in index)
+        return index
+    return index.copy() if isinstance(index, np.ndarray) else index
 
 
 def _has_int_array(index):
@@ -131,9 +151,13 @@ class Scatter(Gradient):
 class GetItem(Op):
     """a[index];  ∂a = g scattered into zeros at index (repeated integer indices add up)"""
     name = "getitem"
+    reads_output, reads_inputs = False, ()
+    view = True
 
     @staticmethod
     def forward(a, index):
+        if type(index) is not int:
+            index = _own(index)
         return a[index], (index, a.shape, type(index) is not int and _has_int_array(index))
 
     @staticmethod
@@ -161,6 +185,7 @@ class ScatterAdd(Op):
 class Stack(Op):
     """stack(a₁ … aₙ) along a new axis;  ∂aᵢ = the i-th slice of g (views, linear in n)"""
     name = "stack"
+    reads_output, reads_inputs = False, ()
 
     @staticmethod
     def forward(*arrays, axis=0):
@@ -182,6 +207,7 @@ class Stack(Op):
 class Concat(Op):
     """concat(a₁ … aₙ) along an existing axis;  ∂aᵢ = g split at the same offsets"""
     name = "concat"
+    reads_output, reads_inputs = False, ()
 
     @staticmethod
     def forward(*arrays, axis=0):

@@ -1,0 +1,348 @@
+"""Version counters and memory guards: backward never reads an array that changed after its forward.
+
+Every write microtensor makes or sees — an in-place Tensor op, `x.data = …`, an optimizer
+step, nn.init, load_state_dict, clip_grad_* — is *stamped*: it takes a fresh creation-order
+number (autograd.next_seq) and records it on the memory it wrote, and STATE.last_write
+remembers the latest. Counters are per storage, the ndarray that owns the memory, so views
+of one buffer share one counter (as torch's views share theirs): writing x[0:2] in place is a
+write of x. A node made after the latest write cannot have seen one, so backward checks only
+nodes older than it (one comparison per node, nothing per op: `check`).
+
+Writes microtensor cannot see — NumPy writing into `.data`, `.numpy()`, `.detach().data` or a
+view of them — are refused instead: an array a live graph will read is made read-only
+("memory guarding", as MyGrad), so the write raises NumPy's "assignment destination is
+read-only" at the line that makes it. Guarding every array at every op would cost several
+hundred ns per op, so it is lazy:
+  - a leaf's memory (a parameter, an input, the caller's array behind mt.as_tensor) is locked
+    by the first recorded op that reads it, which holds the lock (`lease_leaf`);
+  - an op's output is locked when its array is first handed out (`.data`, `.numpy()`,
+    `.detach()`, `np.asarray`) while its node is live (`expose`): before that, nobody but
+    microtensor holds it.
+A lock lasts until backward releases the node that holds it (or the node is collected).
+Microtensor's own writers lift the lock for their write and stamp it (`writing`). Not
+covered: a raw view taken before the graph locked its base, and a second graph reading
+an array whose lock the first graph's backward released; counters still cover both.
+"""
+import collections
+import contextlib
+import weakref
+
+import numpy as np
+
+from .autograd import RELEASED, STATE, TensorMeta, next_seq
+from .errors import ArgumentError, VersionError
+
+ndarray = np.ndarray
+HISTORY = 64          # write seqs kept per storage, to say which version a node saw
+PRIVATE = object()    # a leaf's `saved` when nobody else can hold its array (a constant
+                      # made from a Python number): it is never locked
+
+
+# ---- stamps ------------------------------------------------------------------------------
+
+class _Storage:
+    """The writes microtensor saw into one ndarray's memory."""
+    __slots__ = ("ref", "version", "seqs")
+
+    def __init__(self, base, key):
+        self.ref = weakref.ref(base, lambda _, k=key: _forget(k, self))
+        self.version = 0
+        self.seqs = collections.deque(maxlen=HISTORY)
+
+    def saw(self, seq):
+        """The version a node made at seq saw, and whether that number is exact."""
+        later = sum(1 for s in self.seqs if s > seq)
+        exact = later < len(self.seqs) or len(self.seqs) < HISTORY
+        return self.version - later, exact
+
+
+_storages = {}    # id(base array) -> _Storage
+
+
+def _forget(key, rec):
+    if _storages.get(key) is rec:
+        del _storages[key]
+
+
+def base_of(arr):
+    """The ndarray that owns arr's memory (arr itself when it owns it)."""
+    b = arr.base
+    while isinstance(b, ndarray):
+        arr, b = b, b.base
+    return arr
+
+
+def _record(arr):
+    base = base_of(arr)
+    key = id(base)
+    rec = _storages.get(key)
+    if rec is None or rec.ref() is not base:
+        rec = _storages[key] = _Storage(base, key)
+    return rec
+
+
+def note_write(t):
+    """Stamp a write microtensor made into t's memory, once the write is done."""
+    note_array_write(t._data)
+
+
+def note_array_write(arr):
+    s = next_seq()
+    rec = _record(arr)
+    rec.version += 1
+    rec.seqs.append(s)
+    STATE.last_write = s
+
+
+def note_replace(t):
+    """Stamp `t.data = new`: what t's consumers will read is no longer what they saw."""
+    s = next_seq()
+    t._get_meta().replaced = s
+    if t.op is None and type(t.saved) is Leases:
+        t.saved = None                          # the new array is not locked yet
+    STATE.last_write = s
+
+
+def note_rebase():
+    """A tensor took a new node (an in-place op, detach_): its older consumers are checked."""
+    STATE.last_write = next_seq()
+
+
+def version(t):
+    """How many in-place writes microtensor saw into t's memory (as torch's x._version)."""
+    base = base_of(t._data)
+    rec = _storages.get(id(base))
+    return rec.version if rec is not None and rec.ref() is base else 0
+
+
+# ---- the check ---------------------------------------------------------------------------
+
+def check(node):
+    """node's parents as its backward must see them, after checking that nothing it reads
+    changed since it was made (VersionError otherwise). A parent rebased by an in-place op
+    since then is replaced by the tensor it was when node took it (meta.before)."""
+    s = node.seq
+    parents = node.parents
+    if s >= STATE.last_write:
+        return parents
+    op = node.op
+    if op.reads_output:
+        _check_one(node, node, None)
+    reads = op.reads_inputs
+    for i, p in enumerate(parents):
+        if reads is None or i in reads:
+            _check_one(node, p, i)
+    if any(p.seq > s for p in parents):
+        parents = tuple(_as_seen(p, s) for p in parents)
+    return parents
+
+
+def _as_seen(p, s):
+    while p.seq > s:
+        p = p._meta.before
+    return p
+
+
+def _check_one(node, r, index):
+    s = node.seq
+    m = r._meta
+    if m is not None and m.replaced > s:
+        raise VersionError(_message(node, r, index, None))
+    base = base_of(r._data)
+    rec = _storages.get(id(base))
+    if rec is not None and rec.seqs and rec.seqs[-1] > s and rec.ref() is base:
+        raise VersionError(_message(node, r, index, rec))
+
+
+def _message(node, r, index, rec):
+    what = "its output" if index is None else f"its input {index}"
+    label = f"'{r.name}', " if r.name else ""
+    where = f"'{node.op.name}'" + (f" (made in {node.scope})" if node.scope else "")
+    head = (f"backward: one of the arrays needed for gradient computation has been modified "
+            f"after the forward: {what} ({label}shape {r._data.shape}) of op {where}")
+    if rec is None:
+        change = ("had its .data replaced (x.data = …) after the op saved it")
+    else:
+        saw, exact = rec.saw(node.seq)
+        change = (f"is at version {rec.version}; it was at version {'' if exact else '≤ '}"
+                  f"{saw} when the op saved it (an in-place write since)")
+    return f"{head} {change}. {_hint(node, r)}"
+
+
+def _hint(node, r):
+    if r.op is None and r.requires_grad:
+        return ("It is a parameter: an optimizer step (or another in-place update of it) ran "
+                "between this forward and this backward. Call opt.step() after backward(); if "
+                "this part of the graph was built in an earlier step (an RNN state carried "
+                "across steps), detach() that state between steps (nn.detach_state) so "
+                "backward stops there.")
+    return ("Clone it before editing it in place (y = x.clone()), write the update out of "
+            "place (x = x + 1 instead of x += 1), or detach() a state carried across steps.")
+
+
+# ---- memory guards -----------------------------------------------------------------------
+
+_locked = {}      # id(array) -> [array, count]: arrays this module made read-only
+_waiting = {}     # id(view) -> view: released, but its base is still locked
+
+
+def _lock(arr):
+    """Make arr read-only (counted); False if it already was for another reason."""
+    key = id(arr)
+    e = _locked.get(key)
+    if e is not None:
+        e[1] += 1
+        return True
+    if _waiting.pop(key, None) is None and not arr.flags.writeable:
+        return False
+    arr.setflags(write=False)
+    _locked[key] = [arr, 1]
+    return True
+
+
+def _unlock(arr):
+    key = id(arr)
+    e = _locked[key]
+    e[1] -= 1
+    if e[1]:
+        return
+    del _locked[key]
+    try:
+        arr.setflags(write=True)
+    except ValueError:                  # a view whose base is still locked: later
+        _waiting[key] = arr
+        return
+    for k, v in list(_waiting.items()):
+        try:
+            v.setflags(write=True)
+        except ValueError:
+            continue
+        del _waiting[k]
+
+
+def _lock_memory(arr, into):
+    """Lock arr and the array owning its memory; append what was locked to `into`."""
+    base = base_of(arr)
+    for a in ((arr, base) if base is not arr else (arr,)):
+        if _lock(a):
+            into.append(a)
+
+
+class Leases:
+    """The locks one node holds, released together when backward releases the node or it is
+    collected. `leaves` are the leaves whose `saved` names this group (they need no new lock
+    while it holds)."""
+    __slots__ = ("arrays", "leaves", "ref")
+
+    def __init__(self, owner):
+        self.arrays, self.leaves = [], []
+        self.ref = weakref.ref(owner, self._collected)
+
+    def _collected(self, _):
+        self.release()
+
+    def rebind(self, owner):
+        self.ref = weakref.ref(owner, self._collected)
+
+    def release(self):
+        arrays, self.arrays = self.arrays, []
+        for leaf in self.leaves:
+            if leaf.saved is self:
+                leaf.saved = None
+        self.leaves = []
+        for a in reversed(arrays):          # a base before its views
+            _unlock(a)
+
+
+def _leases(node):
+    m = node._meta
+    if m is None:
+        m = node._meta = TensorMeta()
+    g = m.leases
+    if g is None:
+        g = m.leases = Leases(node)
+    return g
+
+
+def lease_leaf(leaf, node):
+    """node, just recorded, reads leaf's memory: lock it until node is released."""
+    g = _leases(node)
+    leaf.saved = g
+    g.leaves.append(leaf)
+    _lock_memory(leaf._data, g.arrays)
+
+
+def expose(t):
+    """t's array, handed out to the caller: locked while t's node is live."""
+    if t.saved is not RELEASED and not STATE.walking:
+        m = t._meta
+        if m is None or not m.exposed:
+            g = _leases(t)
+            t._meta.exposed = True
+            _lock_memory(t._data, g.arrays)
+    return t._data
+
+
+def _lift(arr):
+    """Make arr writable for a write of microtensor's own; the arrays to lock again after.
+    Only locks of ours are lifted: an array read-only for another reason (a broadcast
+    view, one the caller locked) raises ArgumentError."""
+    if arr.flags.writeable:
+        return ()
+    base = base_of(arr)
+    ours = id(base) in _locked or id(base) in _waiting
+    if not (ours or id(arr) in _locked or id(arr) in _waiting):
+        raise ArgumentError("cannot write in place into a read-only array (a broadcast "
+                            "view, or an array made read-only outside microtensor); write "
+                            "out of place instead")
+    flipped = []
+    for a in ((base, arr) if base is not arr else (arr,)):
+        if not a.flags.writeable:
+            try:
+                a.setflags(write=True)
+            except ValueError:
+                _relock(flipped)
+                raise ArgumentError("cannot write in place into a read-only view (a "
+                                    "broadcast one?); write out of place instead") from None
+            flipped.append(a)
+    return flipped
+
+
+def _relock(flipped):
+    for a in reversed(flipped):
+        a.setflags(write=False)
+
+
+@contextlib.contextmanager
+def unlocked(arr):
+    """Write into arr although a live graph has locked it, without stamping a version:
+    only for a write undone before the graph is used again (gradcheck's perturbations)."""
+    flipped = _lift(arr)
+    try:
+        yield arr
+    finally:
+        _relock(flipped)
+
+
+@contextlib.contextmanager
+def writing(t):
+    """t's array, writable for an in-place update of microtensor's own (an optimizer step,
+    nn.init, load_state_dict), stamped as a new version afterwards."""
+    arr = t._data
+    flipped = _lift(arr)
+    try:
+        yield arr
+    finally:
+        _relock(flipped)
+        note_write(t)
+
+
+@contextlib.contextmanager
+def writing_array(arr):
+    """The same for a bare array that a tensor may share (a .grad clip_grad_* scales)."""
+    flipped = _lift(arr)
+    try:
+        yield arr
+    finally:
+        _relock(flipped)
+        note_array_write(arr)
