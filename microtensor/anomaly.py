@@ -115,7 +115,8 @@ def check_forward(t, op, parents):
                           f"it was made outside anomaly mode, or is data you passed in")
             continue
         try:
-            inputs.append(f"input {i} there: {np.broadcast_to(p._data, t._data.shape)[idx]!r}")
+            there = np.broadcast_to(p._data, t._data.shape)[idx].item()
+            inputs.append(f"input {i} there: {there!r}")
         except ValueError:
             inputs.append(f"input {i} ({_label(p)}) is finite")
     _mark(t, f"{value} in its value")

@@ -223,7 +223,7 @@ def _walk(roots, root_grads, retain_graph, capture, keep_grads):
         for p, gp in zip(parents, out):
             if gp is None or not p.requires_grad:
                 continue
-            if type(gp) is not ndarray or gp.shape != p.data.shape:
+            if type(gp) is not ndarray or gp.shape != p._data.shape:
                 gp = _conform(gp, p, t)         # now an array of p's shape, or a Gradient
             ps = p.seq
             if ps in owned:                     # lane `owned`: add in place, no call
@@ -270,7 +270,7 @@ def _walk(roots, root_grads, retain_graph, capture, keep_grads):
 def _conform(g, p, node):
     """g as the gradient of input p of node: an array of p's shape (broadcast axes summed
     down), or a structured Gradient of that shape; anything else is an op's bug."""
-    shape = p.data.shape
+    shape = p._data.shape
     if isinstance(g, Gradient):
         if g.shape != shape:
             raise ShapeError(f"{where(node, p)}: the gradient has shape {g.shape}, but the "
@@ -286,10 +286,10 @@ def _conform(g, p, node):
 
 
 def _backward_error(node, e):
-    shapes = ", ".join(str(q.data.shape) for q in node.parents)
+    shapes = ", ".join(str(q._data.shape) for q in node.parents)
     scope = f" (made in {node.scope})" if node.scope is not None else ""
     return error_kind(e)(f"backward of {node.op.name}{scope}: {e} (input shapes {shapes}, "
-                         f"output shape {node.data.shape})")
+                         f"output shape {node._data.shape})")
 
 
 def _sum(prev, g, s, owned):
@@ -326,8 +326,8 @@ def _visit(t, g, capture, captured, keep_grads, finals, ours=False):
         g, ours = meta.run_hooks(g if ours else g.copy()), False
     if capture is not None:
         if id(t) in capture:
-            captured[id(t)] = g if ours and g.dtype == t.data.dtype else \
-                np.array(g, dtype=t.data.dtype)
+            captured[id(t)] = g if ours and g.dtype == t._data.dtype else \
+                np.array(g, dtype=t._data.dtype)
     elif keep_grads or t.op is None or (meta is not None and meta.retain):
         finals.append((t, g, ours))
     return g
@@ -340,19 +340,19 @@ def _store_grad(t, g, ours=False):
     values plus g: a first-order backward builds no graph."""
     _check_grad_target(t, g.shape)
     if t.grad is None:
-        t.grad = g if ours and g.dtype == t.data.dtype else np.array(g, dtype=t.data.dtype)
+        t.grad = g if ours and g.dtype == t._data.dtype else np.array(g, dtype=t._data.dtype)
     elif type(t.grad) is ndarray:
         t.grad += g
     else:
-        t.grad = np.add(t.grad.data, g, dtype=t.data.dtype)
+        t.grad = np.add(t.grad.data, g, dtype=t._data.dtype)
 
 
 def _check_grad_target(t, shape):
-    if shape != t.data.shape:           # only an op's buggy backward can get here
-        raise ShapeError(f"backward: the gradient reaching a tensor of shape {t.data.shape} "
+    if shape != t._data.shape:           # only an op's buggy backward can get here
+        raise ShapeError(f"backward: the gradient reaching a tensor of shape {t._data.shape} "
                          f"has shape {shape}; an op's backward returned the wrong shape")
-    if t.data.dtype.kind != "f":
-        raise DTypeError(f"backward: a tensor of dtype {t.data.dtype} requires grad, but only "
+    if t._data.dtype.kind != "f":
+        raise DTypeError(f"backward: a tensor of dtype {t._data.dtype} requires grad, but only "
                          f"floating-point tensors can have gradients (was its .data replaced "
                          f"by integers? cast it with .astype(mt.float64))")
 

@@ -35,7 +35,7 @@ def binary(t, op, other, alpha=1):
         return _record(name, t, op, (other,), {})
     arr, o = t._data, other._data
     _check_shape(name, t, o.shape)
-    result = np.result_type(arr, o)
+    result = op.ufunc.resolve_dtypes((arr.dtype, o.dtype, None))[-1]
     if not np.can_cast(result, arr.dtype, "same_kind"):
         raise DTypeError(f"{name}: the result has dtype {result}, which cannot be written "
                          f"into a tensor of dtype {arr.dtype} in place; cast the tensor first "

@@ -2,8 +2,9 @@
 
 Each step updates every parameter's .data in place with plain NumPy (no graph), skipping
 parameters whose .grad is None, and stamps the write (versions.py): a graph built before the
-step then refuses to backward instead of using the new weights. Hyperparameters live in `param_groups[0]` (so a schedule can
-change `lr` between steps) and per-parameter buffers in `state[i]`, i the parameter's index.
+step then refuses to backward instead of using the new weights. Hyperparameters live in
+`param_groups[0]` (so a schedule can change `lr` between steps) and per-parameter buffers in
+`state[i]`, i the parameter's index.
 """
 import math
 

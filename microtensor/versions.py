@@ -40,12 +40,16 @@ PRIVATE = object()    # a leaf's `saved` when nobody else can hold its array (a 
 
 # ---- stamps ------------------------------------------------------------------------------
 
+_storages = {}    # id(base array) -> _Storage
+
+
 class _Storage:
     """The writes microtensor saw into one ndarray's memory."""
-    __slots__ = ("ref", "version", "seqs")
+    __slots__ = ("ref", "key", "version", "seqs")
 
     def __init__(self, base, key):
-        self.ref = weakref.ref(base, lambda _, k=key: _forget(k, self))
+        self.ref = weakref.ref(base, self._forget)
+        self.key = key
         self.version = 0
         self.seqs = collections.deque(maxlen=HISTORY)
 
@@ -55,13 +59,9 @@ class _Storage:
         exact = later < len(self.seqs) or len(self.seqs) < HISTORY
         return self.version - later, exact
 
-
-_storages = {}    # id(base array) -> _Storage
-
-
-def _forget(key, rec):
-    if _storages.get(key) is rec:
-        del _storages[key]
+    def _forget(self, _, table=_storages):     # bound early: it may run at shutdown
+        if table.get(self.key) is self:
+            del table[self.key]
 
 
 def base_of(arr):
@@ -120,7 +120,8 @@ def version(t):
 def check(node):
     """node's parents as its backward must see them, after checking that nothing it reads
     changed since it was made (VersionError otherwise). A parent rebased by an in-place op
-    since then is replaced by the tensor it was when node took it (meta.before)."""
+    since then is replaced, in node.parents, by the tensor it was when node took it
+    (meta.before): its old node, its old requires_grad."""
     s = node.seq
     parents = node.parents
     if s >= STATE.last_write:
@@ -132,8 +133,8 @@ def check(node):
     for i, p in enumerate(parents):
         if reads is None or i in reads:
             _check_one(node, p, i)
-    if any(p.seq > s for p in parents):
-        parents = tuple(_as_seen(p, s) for p in parents)
+    if any(p.seq > s for p in parents):     # for good: the op's backward reads them too
+        parents = node.parents = tuple(_as_seen(p, s) for p in parents)
     return parents
 
 
@@ -157,25 +158,25 @@ def _check_one(node, r, index):
 def _message(node, r, index, rec):
     what = "its output" if index is None else f"its input {index}"
     label = f"'{r.name}', " if r.name else ""
-    where = f"'{node.op.name}'" + (f" (made in {node.scope})" if node.scope else "")
-    head = (f"backward: one of the arrays needed for gradient computation has been modified "
-            f"after the forward: {what} ({label}shape {r._data.shape}) of op {where}")
+    where = f"op '{node.op.name}'" + (f" (made in {node.scope})" if node.scope else "")
     if rec is None:
-        change = ("had its .data replaced (x.data = …) after the op saved it")
+        change = "had its .data replaced (x.data = …) after the op saved it"
     else:
         saw, exact = rec.saw(node.seq)
-        change = (f"is at version {rec.version}; it was at version {'' if exact else '≤ '}"
-                  f"{saw} when the op saved it (an in-place write since)")
-    return f"{head} {change}. {_hint(node, r)}"
+        change = (f"is at version {rec.version}, but it was at version "
+                  f"{'' if exact else '≤ '}{saw} when the op saved it")
+    return (f"backward of {where}: one of the arrays needed for gradient computation has "
+            f"been modified by an in-place operation: {what} ({label}shape "
+            f"{r._data.shape}) {change}. {_hint(r)}")
 
 
-def _hint(node, r):
+def _hint(r):
     if r.op is None and r.requires_grad:
-        return ("It is a parameter: an optimizer step (or another in-place update of it) ran "
-                "between this forward and this backward. Call opt.step() after backward(); if "
-                "this part of the graph was built in an earlier step (an RNN state carried "
-                "across steps), detach() that state between steps (nn.detach_state) so "
-                "backward stops there.")
+        return ("It is a leaf that requires grad (a parameter?): an optimizer step or another "
+                "update of it ran between this forward and this backward. Call opt.step() "
+                "after backward(); if this part of the graph was built in an earlier step "
+                "(an RNN state carried across steps), detach() that state between steps "
+                "(nn.detach_state) so that backward stops there.")
     return ("Clone it before editing it in place (y = x.clone()), write the update out of "
             "place (x = x + 1 instead of x += 1), or detach() a state carried across steps.")
 
@@ -186,46 +187,44 @@ _locked = {}      # id(array) -> [array, count]: arrays this module made read-on
 _waiting = {}     # id(view) -> view: released, but its base is still locked
 
 
-def _lock(arr):
-    """Make arr read-only (counted); False if it already was for another reason."""
-    key = id(arr)
-    e = _locked.get(key)
-    if e is not None:
-        e[1] += 1
-        return True
-    if _waiting.pop(key, None) is None and not arr.flags.writeable:
-        return False
-    arr.setflags(write=False)
-    _locked[key] = [arr, 1]
-    return True
-
-
-def _unlock(arr):
-    key = id(arr)
-    e = _locked[key]
-    e[1] -= 1
-    if e[1]:
-        return
-    del _locked[key]
-    try:
-        arr.setflags(write=True)
-    except ValueError:                  # a view whose base is still locked: later
-        _waiting[key] = arr
-        return
-    for k, v in list(_waiting.items()):
-        try:
-            v.setflags(write=True)
-        except ValueError:
-            continue
-        del _waiting[k]
-
-
 def _lock_memory(arr, into):
-    """Lock arr and the array owning its memory; append what was locked to `into`."""
-    base = base_of(arr)
-    for a in ((arr, base) if base is not arr else (arr,)):
-        if _lock(a):
-            into.append(a)
+    """Lock arr and the array owning its memory (counted); append to `into` what this
+    locked. An array read-only for another reason is left alone."""
+    base = arr.base
+    for a in ((arr,) if base is None else (arr, base_of(arr))):
+        key = id(a)
+        e = _locked.get(key)
+        if e is not None:
+            e[1] += 1
+        elif a.flags.writeable or _waiting.pop(key, None) is not None:
+            a.setflags(write=False)
+            _locked[key] = [a, 1]
+        else:
+            continue
+        into.append(a)
+
+
+def _unlock_all(arrays):
+    freed = False
+    for a in reversed(arrays):              # a base before its views
+        key = id(a)
+        e = _locked[key]
+        e[1] -= 1
+        if e[1]:
+            continue
+        del _locked[key]
+        try:
+            a.setflags(write=True)
+            freed = True
+        except ValueError:                  # a view whose base is still locked: later
+            _waiting[key] = a
+    if freed and _waiting:
+        for k, v in list(_waiting.items()):
+            try:
+                v.setflags(write=True)
+            except ValueError:
+                continue
+            del _waiting[k]
 
 
 class Leases:
@@ -239,34 +238,32 @@ class Leases:
         self.ref = weakref.ref(owner, self._collected)
 
     def _collected(self, _):
-        self.release()
+        try:
+            self.release()
+        except TypeError:               # at interpreter shutdown, with module globals gone
+            pass
 
     def rebind(self, owner):
         self.ref = weakref.ref(owner, self._collected)
 
     def release(self):
-        arrays, self.arrays = self.arrays, []
         for leaf in self.leaves:
             if leaf.saved is self:
                 leaf.saved = None
-        self.leaves = []
-        for a in reversed(arrays):          # a base before its views
-            _unlock(a)
+        arrays = self.arrays
+        self.arrays, self.leaves = [], []
+        if arrays:
+            _unlock_all(arrays)
 
 
-def _leases(node):
+def lease_leaf(leaf, node):
+    """node, just recorded, reads leaf's memory: lock it until node is released."""
     m = node._meta
     if m is None:
         m = node._meta = TensorMeta()
     g = m.leases
     if g is None:
         g = m.leases = Leases(node)
-    return g
-
-
-def lease_leaf(leaf, node):
-    """node, just recorded, reads leaf's memory: lock it until node is released."""
-    g = _leases(node)
     leaf.saved = g
     g.leaves.append(leaf)
     _lock_memory(leaf._data, g.arrays)
@@ -276,10 +273,13 @@ def expose(t):
     """t's array, handed out to the caller: locked while t's node is live."""
     if t.saved is not RELEASED and not STATE.walking:
         m = t._meta
-        if m is None or not m.exposed:
-            g = _leases(t)
-            t._meta.exposed = True
-            _lock_memory(t._data, g.arrays)
+        if m is None:
+            m = t._meta = TensorMeta()
+        if not m.exposed:
+            m.exposed = True
+            if m.leases is None:
+                m.leases = Leases(t)
+            _lock_memory(t._data, m.leases.arrays)
     return t._data
 
 

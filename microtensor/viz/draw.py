@@ -20,6 +20,7 @@ STYLES = {
     "collapsed": ("#f2f2f2", "#777777", "1.5", "filled,dashed,rounded"),
 }
 NO_GRAD = "#ffffff"
+ANOMALY = ("#ff4d4d", "#a30000")    # fill, border: where anomaly mode found a NaN or Inf
 # small → large gradient norm, on a log scale: blue, pale yellow, red
 SCALE = ["#4575b4", "#91bfdb", "#ffffbf", "#fc8d59", "#d73027"]
 
@@ -37,6 +38,8 @@ def draw_graph(root, *, params=None, show_shapes=True, show_values=False, show_g
     - input or constant (a leaf that is not a parameter): grey, dashed border
     - intermediate: white;  output (root): light green, thick green border
     - op: pale yellow ellipse;  collapsed time steps: grey dashed box
+    - red, thick dark-red border: where anomaly mode found a NaN or an infinity
+      (mt.detect_anomaly; draw the graph of the error's `.tensor`)
 
     Time reads along one axis (down with rankdir="TB", right with "LR"): the ops of each
     time step sit in a cluster labelled "t = k" ("layer0 · reverse · t = 3" inside
@@ -253,15 +256,20 @@ class _Labels:
             if self.norms is not None and t.requires_grad:
                 v = self.norms.get(t.seq)
                 fill = NO_GRAD if v is None else grad_colour(v, self.scale)
-            attrs.update(label=self._record(t), shape="record", fillcolor=fill,
+            anomaly = t._meta.anomaly if t._meta is not None else None
+            if anomaly:
+                fill, attrs["color"], attrs["penwidth"] = ANOMALY[0], ANOMALY[1], "3"
+            attrs.update(label=self._record(t, anomaly), shape="record", fillcolor=fill,
                          fontcolor=_ink(fill))
         return attrs
 
-    def _record(self, t):
+    def _record(self, t, anomaly=None):
         name = self.names.get(id(t)) or t.name
         if name is None:
             name = self.states(t)
         fields = [] if name is None else [str(name)]
+        if anomaly:
+            fields.append(f"anomaly: {anomaly}")
         if self.shapes:
             shape = "scalar" if t.data.ndim == 0 else str(t.data.shape)
             fields.append(f"{shape} {t.data.dtype}")
