@@ -119,6 +119,9 @@ class _State:
     last_write, the seq of the latest in-place write or rebase microtensor saw (a node made
     after it cannot have been affected); walking, the backward walks running; anomaly."""
     __slots__ = ("last_write", "walking", "anomaly")
+    last_write: int
+    walking: int
+    anomaly: bool
 
 
 STATE = _State()

@@ -130,6 +130,14 @@ def _binary_op(op):
     return method
 
 
+def _in_place(op):
+    """`x += y` and its kin: written into x's memory, with torch's rules (inplace.py)."""
+    def method(a, b):
+        return _inplace.binary(a, op, b)
+    method.__name__ = f"{op.name}_"
+    return method
+
+
 def _reflected(method):
     """`2 * t` → t.__rmul__(2): the constant goes first."""
     return lambda a, b: method(as_tensor(b, a), a)
@@ -367,20 +375,11 @@ class Tensor:
         return self
 
     # ---- in place: torch's rules (inplace.py; README "In-place operations") -------------
-    def __iadd__(self, other):
-        return _inplace.binary(self, Add, other)
-
-    def __isub__(self, other):
-        return _inplace.binary(self, Sub, other)
-
-    def __imul__(self, other):
-        return _inplace.binary(self, Mul, other)
-
-    def __itruediv__(self, other):
-        return _inplace.binary(self, Div, other)
-
-    def __ipow__(self, other):
-        return _inplace.binary(self, Pow, other)
+    __iadd__ = _in_place(Add)
+    __isub__ = _in_place(Sub)
+    __imul__ = _in_place(Mul)
+    __itruediv__ = _in_place(Div)
+    __ipow__ = _in_place(Pow)
 
     def add_(self, other, alpha=1):
         """self += alpha · other, in place."""

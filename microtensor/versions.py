@@ -40,7 +40,7 @@ PRIVATE = object()    # a leaf's `saved` when nobody else can hold its array (a 
 
 # ---- stamps ------------------------------------------------------------------------------
 
-_storages = {}    # id(base array) -> _Storage
+_storages: dict = {}    # id(base array) -> _Storage
 
 
 class _Storage:
@@ -183,8 +183,8 @@ def _hint(r):
 
 # ---- memory guards -----------------------------------------------------------------------
 
-_locked = {}      # id(array) -> [array, count]: arrays this module made read-only
-_waiting = {}     # id(view) -> view: released, but its base is still locked
+_locked: dict = {}      # id(array) -> [array, count]: arrays this module made read-only
+_waiting: dict = {}     # id(view) -> view: released, but its base is still locked
 
 
 def _lock_memory(arr, into):
