@@ -203,16 +203,15 @@ def _walk(roots, root_grads, retain_graph, capture, keep_grads):
             break
         if type(g) is not ndarray:
             g = g.dense()                       # a structured gradient reaching an op
-        meta = t._meta
-        if watch or meta is not None:
+        if watch or t._meta is not None:
             g = _visit(t, g, capture, captured, keep_grads, finals)
-            careful = checks.careful_below()    # a hook may have written in place
+            if t._meta is not None:             # issue 13 (checks.py)
+                careful = checks.visited(t, retain_graph, careful)
         if t.saved is RELEASED:
             raise _released_error(t, root_released)
         if t.seq < careful:                     # issue 13: versions, rebased inputs, anomalies
-            out, parents = checks.backward(t, g)
+            out = checks.backward(t, g)
         else:
-            parents = t.parents
             try:
                 out = t.op.backward(t, g)
             except (ValueError, TypeError, IndexError, ArithmeticError) as e:
@@ -221,9 +220,7 @@ def _walk(roots, root_grads, retain_graph, capture, keep_grads):
                 raise _backward_error(t, e) from e     # a NumPy error, with the op's name
         if not retain_graph:
             t.saved = RELEASED
-            if meta is not None and meta.leases is not None:
-                meta.leases.release()           # issue 13: its memory guards (versions.py)
-        for p, gp in zip(parents, out):
+        for p, gp in zip(t.parents, out):
             if gp is None or not p.requires_grad:
                 continue
             if type(gp) is not ndarray or gp.shape != p._data.shape:
@@ -258,7 +255,7 @@ def _walk(roots, root_grads, retain_graph, capture, keep_grads):
                 grads[ps] = gp
                 heappush(heap, (-ps, p))
     if t is not None:                           # t: the oldest node walked
-        checks.after_walk(max(r.seq for r in roots), t.seq, retain_graph)    # issue 13
+        checks.after_walk(roots, t.seq, retain_graph)    # issue 13
     for t in leaves:
         g = grads.pop(t.seq)
         ours = t.seq in owned

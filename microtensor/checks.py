@@ -3,12 +3,12 @@
 A node is *checked* when it was made before the latest in-place write microtensor saw (what
 it reads may have changed since), and every node is in anomaly mode; any other node costs
 the walk one comparison, `node.seq < careful_below()`. Checking a node is:
-  before(node)          -> its parents as its backward must see them (versions.check:
-                           VersionError if an array it reads changed; rebased inputs
-                           resolved to the tensors it took);
+  before(node)          -> versions.check: VersionError if an array it reads changed;
+                           node.parents rebased since resolved to the tensors it took;
   node.op.backward(...)
   after(node, g, out)   -> anomaly mode: NaN or Inf in a gradient it returned.
-`backward(node, g)` does the three. After a walk, `after_walk` warns of a graph that keeps
+`backward(node, g)` does the three; `visited` releases the memory locks a node holds (after
+its hooks, before its backward). After a walk, `after_walk` warns of a graph that keeps
 growing across backward(retain_graph=True) calls (pytorch/pytorch#2198).
 """
 import math
@@ -36,8 +36,8 @@ def after(node, g, out):
 
 
 def backward(node, g):
-    """(gradients, parents) of node, checked before and after its backward."""
-    parents = versions.check(node)
+    """node's gradients, checked before and after its backward (node.parents resolved)."""
+    versions.check(node)
     try:
         out = node.op.backward(node, g)
     except (ValueError, TypeError, IndexError, ArithmeticError) as e:
@@ -46,7 +46,18 @@ def backward(node, g):
         raise _backward_error(node, e) from e
     if STATE.anomaly:
         anomaly.check_backward(node, g, out)
-    return out, parents
+    return out
+
+
+def visited(node, retain_graph, careful):
+    """After the walk's hooks for a node with metadata: the memory locks it holds are
+    released with it (no user code runs before its backward), and the threshold is read
+    again, since a hook may have written in place."""
+    m = node._meta
+    if m.leases is not None and not retain_graph:
+        m.leases.release()
+        m.leases = None
+    return careful_below() if m.hooks else careful
 
 
 class _Growth:
@@ -57,11 +68,12 @@ class _Growth:
     warned = False
 
 
-def after_walk(hi, lo, retain_graph):
+def after_walk(roots, lo, retain_graph):
     """Warn once per streak when a walk goes back into the graph the previous walk kept and
     walked (retain_graph=True), the graph has grown since, and it now spans GROWTH_WARN
     tensors: a state carried across steps and never detached keeps the whole history, and
-    each step's backward walks all of it again."""
+    each step's backward walks all of it again. lo: the seq of the oldest node walked."""
+    hi = roots[0].seq if len(roots) == 1 else max(r.seq for r in roots)
     last = _Growth.last
     if last is not None and lo <= last[1] < hi:
         _Growth.streak += 1

@@ -135,8 +135,7 @@ def _record(name, t, op, others, attrs):
     if rm is not None:
         m.trace = rm.trace
         if rm.leases is not None:       # the locks res's node took are t's now
-            m.leases, rm.leases = rm.leases, None
-            m.leases.rebind(t)
+            m.leases, rm.leases = rm.leases.moved_to(t), None
     return t
 
 
@@ -151,8 +150,7 @@ def _snapshot(t):
     m = t._meta
     if m is not None:
         om.name, om.before, om.replaced, om.trace = m.name, m.before, m.replaced, m.trace
-        om.leases, m.leases = m.leases, None
+        if m.leases is not None:
+            om.leases, m.leases = m.leases.moved_to(old), None
         om.exposed, m.exposed = m.exposed, False
-        if om.leases is not None:
-            om.leases.rebind(old)
     return old

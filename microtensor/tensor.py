@@ -30,22 +30,33 @@ def apply(op, *parents, **attrs):
     t.grad = t._meta = None
     t.seq = next_seq()
     mode = current_mode()
-    if mode is not OFF and any(p.requires_grad for p in parents):
-        t.requires_grad = True
-        t.op = op
-        t.parents = parents
-        t.saved = saved
-        t.scope = mode
-        guards = op.guards
-        for i, p in enumerate(parents):
-            if p.op is None and p.saved is None and (guards is None or i in guards):
-                lease_leaf(p, t)
-    else:
-        t.requires_grad = False
-        t.op = t.parents = t.saved = t.scope = None
+    if mode is not OFF:
+        for p in parents:
+            if p.requires_grad:
+                t.requires_grad = True
+                t.op = op
+                t.parents = parents
+                t.saved = saved
+                t.scope = mode
+                for q in parents:
+                    if q.op is None and q.saved is None:    # an unlocked leaf: maybe lock it
+                        _lease_leaves(op, parents, t)
+                        break
+                if STATE.anomaly:
+                    check_forward(t, op, parents)
+                return t
+    t.requires_grad = False
+    t.op = t.parents = t.saved = t.scope = None
     if STATE.anomaly:
         check_forward(t, op, parents)
     return t
+
+
+def _lease_leaves(op, parents, t):
+    guards = op.guards
+    for i, q in enumerate(parents):
+        if q.op is None and q.saved is None and (guards is None or i in guards):
+            lease_leaf(q, t)
 
 
 def _unary_op(op):

@@ -227,24 +227,29 @@ def _unlock_all(arrays):
             del _waiting[k]
 
 
-class Leases:
+class Leases(weakref.ref):
     """The locks one node holds, released together when backward releases the node or it is
-    collected. `leaves` are the leaves whose `saved` names this group (they need no new lock
-    while it holds)."""
-    __slots__ = ("arrays", "leaves", "ref")
+    collected: a weak reference to the node whose callback releases them. `leaves` are the
+    leaves whose `saved` names this group (they need no new lock while it holds)."""
+    __slots__ = ("arrays", "leaves")
+
+    def __new__(cls, owner):
+        self = super().__new__(cls, owner, _collected)
+        self.arrays, self.leaves = [], []
+        return self
 
     def __init__(self, owner):
+        super().__init__(owner, _collected)
+
+    def moved_to(self, owner):
+        """The same locks, held by another node (an in-place op rebased this one's)."""
+        g = Leases(owner)
+        g.arrays, g.leaves = self.arrays, self.leaves
+        for leaf in g.leaves:
+            if leaf.saved is self:
+                leaf.saved = g
         self.arrays, self.leaves = [], []
-        self.ref = weakref.ref(owner, self._collected)
-
-    def _collected(self, _):
-        try:
-            self.release()
-        except TypeError:               # at interpreter shutdown, with module globals gone
-            pass
-
-    def rebind(self, owner):
-        self.ref = weakref.ref(owner, self._collected)
+        return g
 
     def release(self):
         for leaf in self.leaves:
@@ -254,6 +259,13 @@ class Leases:
         self.arrays, self.leaves = [], []
         if arrays:
             _unlock_all(arrays)
+
+
+def _collected(group):
+    try:
+        group.release()
+    except TypeError:                   # at interpreter shutdown, with module globals gone
+        pass
 
 
 def lease_leaf(leaf, node):

@@ -90,7 +90,9 @@ def normalize_index(index):
 
     Tensors become their arrays; a list or tuple *inside* an index tuple (x[(3, 0, 3), 1:],
     x[((1, 1),)]) becomes an integer (or bool) array, as NumPy reads it, so that getitem's
-    backward knows to sum repeated entries.
+    backward knows to sum repeated entries. Arrays are copied: backward scatters into the
+    rows the forward took, even if the caller reuses the index buffer (a batch of
+    nn.Embedding indices) before it.
     """
     if type(index) is int or type(index) is slice:
         return index
@@ -101,20 +103,10 @@ def normalize_index(index):
 
 def _component(i):
     if hasattr(i, "op") and hasattr(i, "data"):          # a Tensor
-        return i.data
+        return i.data.copy()
     if isinstance(i, (list, tuple)):
         return np.asarray(i)
-    return i
-
-
-def _own(index):
-    """index with its arrays copied: backward scatters into the rows the forward took, even
-    if the caller reuses their index buffer (a batch of nn.Embedding indices) before it."""
-    if isinstance(index, tuple):
-        if any(isinstance(i, np.ndarray) for i in index):
-            return tuple(i.copy() if isinstance(i, np.ndarray) else i for i in index)
-        return index
-    return index.copy() if isinstance(index, np.ndarray) else index
+    return i.copy() if isinstance(i, np.ndarray) else i
 
 
 def _has_int_array(index):
@@ -156,8 +148,6 @@ class GetItem(Op):
 
     @staticmethod
     def forward(a, index):
-        if type(index) is not int:
-            index = _own(index)
         return a[index], (index, a.shape, type(index) is not int and _has_int_array(index))
 
     @staticmethod
