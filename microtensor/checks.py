@@ -8,7 +8,9 @@ the walk one comparison, `node.seq < careful_below()`. Checking a node is:
   node.op.backward(...)
   after(node, g, out)   -> anomaly mode: NaN or Inf in a gradient it returned.
 `backward(node, g)` does the three; `visited` releases the memory locks a node holds (after
-its hooks, before its backward). After a walk, `after_walk` warns of a graph that keeps
+its hooks, before its backward), `released` the same for another engine's walk, and
+`needs_checks` tells that engine to hand the graph to run_backward. After a walk,
+`after_walk` warns of a graph that keeps
 growing across backward(retain_graph=True) calls (pytorch/pytorch#2198).
 """
 import math
@@ -54,10 +56,23 @@ def visited(node, retain_graph, careful):
     released with it (no user code runs before its backward), and the threshold is read
     again, since a hook may have written in place."""
     m = node._meta
-    if m.leases is not None and not retain_graph:
+    if not retain_graph:
+        released(node)
+    return careful_below() if m.hooks else careful
+
+
+def released(node):
+    """A walk released node (its saved arrays are RELEASED): so are its memory locks."""
+    m = node._meta
+    if m is not None and m.leases is not None:
         m.leases.release()
         m.leases = None
-    return careful_below() if m.hooks else careful
+
+
+def needs_checks(node):
+    """Whether node must take the checked path: for an engine without one (compile's
+    recording walk) to hand the graph to run_backward instead."""
+    return node.seq < careful_below()
 
 
 class _Growth:

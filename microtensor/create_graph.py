@@ -13,8 +13,8 @@ from heapq import heappop, heappush
 import numpy as np
 
 from . import functions as fn
-from . import ops
-from .autograd import RELEASED, _backward_error, _check_grad_target, _released_error
+from . import checks, ops
+from .autograd import RELEASED, STATE, _backward_error, _check_grad_target, _released_error
 from .broadcast import unbroadcast, where
 from .errors import GraphError, MicrotensorError
 from .mode import current_scope, enable_grad, set_mode
@@ -108,6 +108,8 @@ def run_backward_graph(roots, root_grads, retain_graph=True, capture=None, keep_
     finals, captured = [], {}
     root_released = any(r.saved is RELEASED for r in roots)
     scope = here = current_scope()
+    careful = checks.careful_below()            # issue 13, as run_backward (checks.py)
+    STATE.walking += 1
     with enable_grad():
         try:
             for r, g in zip(roots, root_grads):
@@ -129,9 +131,14 @@ def run_backward_graph(roots, root_grads, retain_graph=True, capture=None, keep_
                 if t.scope != here:                 # the gradient's ops join t's scope
                     here = t.scope
                     set_mode(True, here)
+                if t.seq < careful:
+                    checks.before(t)
                 out = _call_backward(t, _context(t, needed), g)
+                if t.seq < careful:
+                    checks.after(t, g, out)
                 if not retain_graph:
                     t.saved = RELEASED
+                    checks.released(t)
                 for p, gp in zip(t.parents, out):
                     if gp is None or not p.requires_grad or \
                             (needed is not None and p.seq not in needed):
@@ -153,6 +160,7 @@ def run_backward_graph(roots, root_grads, retain_graph=True, capture=None, keep_
                 _store_grad(t, g)
         finally:
             set_mode(True, scope)
+            STATE.walking -= 1
     return captured
 
 
@@ -164,6 +172,8 @@ def _needed(roots, capture):
         if t.seq not in seen:
             seen[t.seq] = t
             if t.op is not None:
+                if checks.needs_checks(t):      # issue 13: rebased inputs resolved first
+                    checks.before(t)
                 stack.extend(t.parents)
     needed = set()
     for s in sorted(seen):                      # inputs before the ops that consume them

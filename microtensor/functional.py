@@ -1,7 +1,7 @@
 """Losses and activations with PyTorch's names: softmax, cross_entropy, linear, … (axis= as NumPy)."""
 import numpy as np
 
-from . import ops
+from . import ops, versions
 from .errors import ShapeError
 from .ops.linalg import LinearAdd
 from .tensor import Tensor, _binary_op, apply, as_tensor
@@ -94,7 +94,10 @@ def cross_entropy(logits, targets, reduction="mean"):
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got "
                          f"{reduction!r}")
-    return apply(ops.CrossEntropy, logits, targets=t, reduction=reduction)
+    out = apply(ops.CrossEntropy, logits, targets=t, reduction=reduction)
+    if out.op is not None:                           # backward reads the targets
+        versions.lease_arrays(out, (t,))
+    return out
 
 
 def mse_loss(pred, target, reduction="mean"):

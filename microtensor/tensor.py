@@ -427,6 +427,10 @@ class Tensor:
     def __getitem__(self, index):
         if type(index) is not int:                   # xs[t] in a time loop skips this
             index = ops.normalize_index(index)
+            t = apply(ops.GetItem, self, index=index)
+            if t.op is not None:                     # backward scatters by the index
+                _versions.lease_arrays(t, index if isinstance(index, tuple) else (index,))
+            return t
         return apply(ops.GetItem, self, index=index)
 
     # comparisons give bool tensors and are not differentiable

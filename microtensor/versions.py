@@ -270,15 +270,29 @@ def _collected(group):
 
 def lease_leaf(leaf, node):
     """node, just recorded, reads leaf's memory: lock it until node is released."""
-    m = node._meta
-    if m is None:
-        m = node._meta = TensorMeta()
-    g = m.leases
-    if g is None:
-        g = m.leases = Leases(node)
+    g = _leases(node)
     leaf.saved = g
     g.leaves.append(leaf)
     _lock_memory(leaf._data, g.arrays)
+
+
+def lease_arrays(node, arrays):
+    """node, just recorded, keeps arrays of the caller's (getitem's index, cross_entropy's
+    targets): locked until node is released, so a reused batch buffer raises at the write
+    instead of sending the gradient to other rows."""
+    g = _leases(node)
+    for a in arrays:
+        if isinstance(a, ndarray):
+            _lock_memory(a, g.arrays)
+
+
+def _leases(node):
+    m = node._meta
+    if m is None:
+        m = node._meta = TensorMeta()
+    if m.leases is None:
+        m.leases = Leases(node)
+    return m.leases
 
 
 def expose(t):

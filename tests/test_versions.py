@@ -257,39 +257,47 @@ def test_gradcheck_perturbs_inputs_a_live_graph_has_locked():
     x.data[0, 0] = 1.0                     # and leaves them writable afterwards
 
 
-# ---- the caller's arrays the graph keeps are copied at forward ----------------------------
+# ---- the caller's arrays the graph keeps are guarded (where's condition is copied) ----------
 
-def test_getitem_keeps_its_own_copy_of_an_index_array_and_a_mask():
+def test_getitem_guards_an_index_array_and_a_mask_until_backward():
     x = leaf(5, 2)
     idx = np.array([0, 0, 3])
     mask = np.array([True, False, True, False, False])
     loss = (x[idx] * 2).sum() + x[mask].sum()
-    idx[:] = 4                             # reused before backward
-    mask[:] = False
+    with pytest.raises(ValueError, match=READ_ONLY):
+        idx[:] = 4                         # reused before backward
+    with pytest.raises(ValueError, match=READ_ONLY):
+        mask[:] = False
     loss.backward()
     np.testing.assert_array_equal(x.grad[:, 0], [5, 0, 1, 2, 0])
+    idx[:] = 4                             # free again once backward has run
+    mask[:] = False
 
 
-def test_embedding_indices_from_a_reused_batch_buffer_land_in_the_right_rows():
+def test_embedding_indices_from_a_reused_batch_buffer_cannot_move_the_gradient():
     mt.manual_seed(0)
     emb = nn.Embedding(6, 2)
     batch = np.array([1, 2, 2])
     loss = emb(batch).sum()
-    batch[:] = 5                           # the loader refills its buffer
+    with pytest.raises(ValueError, match=READ_ONLY):
+        batch[:] = 5                       # the loader refills its buffer too early
     loss.backward()
     np.testing.assert_array_equal(emb.weight.grad[:, 0], [0, 1, 2, 0, 0, 0])
+    batch[:] = 5
 
 
 @pytest.mark.parametrize("loss_fn", [F.cross_entropy,
                                      lambda z, t: F.nll_loss(F.log_softmax(z), t)])
-def test_loss_targets_are_copied_at_forward(loss_fn):
+def test_loss_targets_are_guarded_until_backward(loss_fn):
     z = leaf(3, 4)
     targets = np.array([0, 1, 2])
     loss = loss_fn(z, targets)
     want = mt.grad(loss, z, retain_graph=True)[0]
-    targets[:] = 3
+    with pytest.raises(ValueError, match=READ_ONLY):
+        targets[:] = 3
     (got,) = mt.grad(loss, z)
     np.testing.assert_array_equal(got, want)
+    targets[:] = 3
 
 
 def test_where_keeps_its_own_condition():
@@ -357,3 +365,42 @@ def test_what_backward_reads_is_declared(name, data):
         got, _ = _grads(name, arrays, attrs, lambda xs, n: _scramble(n._data))
         for a, b in zip(want, got):
             np.testing.assert_array_equal(a, b, err_msg=f"{name} reads its output")
+
+
+# ---- every engine runs the same checks (checks.py) --------------------------------------------
+
+def test_a_create_graph_backward_checks_versions_too():
+    x = leaf(3)
+    loss = (x * x * x).sum()
+    with mt.no_grad():
+        x += 1
+    with pytest.raises(mt.VersionError, match="op 'mul'"):
+        mt.grad(loss, x, create_graph=True)
+
+
+def test_a_create_graph_backward_releases_the_locks_with_the_graph():
+    x = leaf(3)
+    (g,) = mt.grad((x * x).sum(), x, create_graph=True, retain_graph=False)
+    x.data[0] = 1.0                        # the first-order graph was released
+
+
+def test_create_graph_follows_a_tensor_detached_in_place_after_its_use():
+    x = leaf(3)
+    y = x * 2
+    z = (y * y).sum()                      # took y before detach_
+    y.detach_()
+    (g,) = mt.grad(z, x, create_graph=True)
+    np.testing.assert_allclose(g.data, 8 * x.data)
+
+
+def test_compile_hands_a_graph_that_needs_checks_to_the_eager_engine():
+    w = leaf(3)
+
+    def step(x):
+        loss = (x * w).sum()
+        with mt.no_grad():
+            w.add_(1.0)                    # an in-place write before this call's backward
+        loss.backward()
+
+    with pytest.raises(mt.VersionError):
+        mt.compile(step)(mt.tensor(np.ones(3)))

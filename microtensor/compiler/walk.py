@@ -14,7 +14,9 @@ from heapq import heappop, heappush
 
 import numpy as np
 
-from ..autograd import RELEASED, _backward_error, _released_error, _store_grad, run_backward
+from .. import checks
+from ..autograd import (RELEASED, STATE, _backward_error, _released_error, _store_grad,
+                        run_backward)
 from ..broadcast import unbroadcast, where
 from ..errors import MicrotensorError, ShapeError
 from ..ops.linalg import Outer
@@ -203,6 +205,8 @@ def _check_graph(rec, roots, capture):
         if id(t) not in rec.node:
             return ("backward reaches a graph built before the call (detach the state carried "
                     "from the previous call)")
+        if checks.needs_checks(t):              # issue 13: run_backward's checked path
+            return "anomaly mode, or an in-place write into the graph since its forward"
         stack.extend(t.parents)
     return None
 
@@ -213,12 +217,15 @@ def record_backward(rec, roots, root_grads, retain_graph=False, capture=None,
     plan cannot hold, the trace is poisoned and the real run_backward runs instead."""
     why = "backward(keep_grads=True) inside fn" if keep_grads else _check_graph(rec, roots, capture)
     if why is None:
+        STATE.walking += 1                          # as run_backward (versions.expose)
         try:
             return _walk(rec, roots, root_grads, retain_graph, capture)
         except Poison as e:
             why = str(e)
         except MicrotensorError:
             raise                                   # the engine's own error, as eager
+        finally:
+            STATE.walking -= 1
     rec.poison(why)
     return run_backward(roots, root_grads, retain_graph, capture, keep_grads)
 
@@ -298,6 +305,7 @@ def _walk(rec, roots, root_grads, retain_graph, capture):
     if not retain_graph:
         for t in released:
             t.saved = RELEASED
+            checks.released(t)                  # and its memory locks (issue 13)
     return captured
 
 

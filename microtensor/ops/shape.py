@@ -90,9 +90,7 @@ def normalize_index(index):
 
     Tensors become their arrays; a list or tuple *inside* an index tuple (x[(3, 0, 3), 1:],
     x[((1, 1),)]) becomes an integer (or bool) array, as NumPy reads it, so that getitem's
-    backward knows to sum repeated entries. Arrays are copied: backward scatters into the
-    rows the forward took, even if the caller reuses the index buffer (a batch of
-    nn.Embedding indices) before it.
+    backward knows to sum repeated entries.
     """
     if type(index) is int or type(index) is slice:
         return index
@@ -103,10 +101,10 @@ def normalize_index(index):
 
 def _component(i):
     if hasattr(i, "op") and hasattr(i, "data"):          # a Tensor
-        return i.data.copy()
+        return i.data
     if isinstance(i, (list, tuple)):
         return np.asarray(i)
-    return i.copy() if isinstance(i, np.ndarray) else i
+    return i
 
 
 def _has_int_array(index):
