@@ -42,7 +42,7 @@ def test_a_nan_made_at_step_t_of_an_unrolled_cell_names_the_op_the_step_and_the_
     assert "input 0 there: -8." in msg
     assert "return (h + x @ self.w).log()" in msg and __file__ in msg
     t = info.value.tensor
-    assert t.scope == "t=3" and t.op.name == "log" and "nan" in t._meta.anomaly
+    assert str(t.scope) == "t=3" and t.scope.t == 3 and t.op.name == "log" and "nan" in t._meta.anomaly
 
 
 def test_without_anomaly_mode_the_nan_passes_and_nothing_is_kept():

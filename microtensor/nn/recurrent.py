@@ -255,7 +255,9 @@ def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
     except MicrotensorError as e:
         if t is None or str(e).startswith(name):    # before the loop, or ours: as it is
             raise
-        raise type(e)(f"{name}, time step t={t}: {e}") from e
+        err = type(e)(f"{name}, time step t={t}: {e}")
+        err.__dict__.update(vars(e))            # what the error carries (AnomalyError.tensor)
+        raise err from e
     finally:
         set_mode(enabled, outer)
     return fn.stack(outputs, axis=1 if batch_first else 0), state
