@@ -205,8 +205,8 @@ def _walk(roots, root_grads, retain_graph, capture, keep_grads):
             g = g.dense()                       # a structured gradient reaching an op
         if watch or t._meta is not None:
             g = _visit(t, g, capture, captured, keep_grads, finals)
-            if t._meta is not None:             # issue 13 (checks.py)
-                careful = checks.visited(t, retain_graph, careful)
+            if t._meta is not None and t._meta.hooks:
+                careful = checks.careful_below()    # a hook may have written in place
         if t.saved is RELEASED:
             raise _released_error(t, root_released)
         if t.seq < careful:                     # issue 13: versions, rebased inputs, anomalies
@@ -359,18 +359,15 @@ def _check_grad_target(t, shape):
 
 class TensorMeta:
     """Rarely-used per-tensor extras, kept off the hot path: hooks, retain_grad, a name, and
-    issue 13's (versions.py, anomaly.py): leases, the memory guards this node holds;
-    exposed, its own array is guarded; before, the tensor as it was before an in-place op
+    issue 13's (versions.py, anomaly.py): before, the tensor as it was before an in-place op
     rebased it; replaced, the seq at which .data was last reassigned; trace, the forward
     stack in anomaly mode; anomaly, what anomaly mode found (drawn in red)."""
-    __slots__ = ("hooks", "retain", "name", "leases", "exposed", "before", "replaced",
-                 "trace", "anomaly")
+    __slots__ = ("hooks", "retain", "name", "before", "replaced", "trace", "anomaly")
 
     def __init__(self):
         self.hooks = []
         self.retain = False
-        self.name = self.leases = self.before = self.trace = self.anomaly = None
-        self.exposed = False
+        self.name = self.before = self.trace = self.anomaly = None
         self.replaced = -1
 
     def run_hooks(self, g):

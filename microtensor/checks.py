@@ -7,10 +7,9 @@ the walk one comparison, `node.seq < careful_below()`. Checking a node is:
                            node.parents rebased since resolved to the tensors it took;
   node.op.backward(...)
   after(node, g, out)   -> anomaly mode: NaN or Inf in a gradient it returned.
-`backward(node, g)` does the three; `visited` releases the memory locks a node holds (after
-its hooks, before its backward), `released` the same for another engine's walk, and
-`needs_checks` tells that engine to hand the graph to run_backward. After a walk,
-`after_walk` warns of a graph that keeps
+`backward(node, g)` does the three; `needs_checks` tells an engine without them to hand the
+graph to run_backward. After a walk, `walk_ended` releases the memory locks of the nodes it
+released, and (run_backward's) `after_walk` does that and warns of a graph that keeps
 growing across backward(retain_graph=True) calls (pytorch/pytorch#2198).
 """
 import math
@@ -51,22 +50,10 @@ def backward(node, g):
     return out
 
 
-def visited(node, retain_graph, careful):
-    """After the walk's hooks for a node with metadata: the memory locks it holds are
-    released with it (no user code runs before its backward), and the threshold is read
-    again, since a hook may have written in place."""
-    m = node._meta
+def walk_ended(retain_graph):
+    """After a walk: the memory locks of the nodes it released (retain_graph=False) go too."""
     if not retain_graph:
-        released(node)
-    return careful_below() if m.hooks else careful
-
-
-def released(node):
-    """A walk released node (its saved arrays are RELEASED): so are its memory locks."""
-    m = node._meta
-    if m is not None and m.leases is not None:
-        m.leases.release()
-        m.leases = None
+        versions.sweep()
 
 
 def needs_checks(node):
@@ -88,6 +75,8 @@ def after_walk(roots, lo, retain_graph):
     walked (retain_graph=True), the graph has grown since, and it now spans GROWTH_WARN
     tensors: a state carried across steps and never detached keeps the whole history, and
     each step's backward walks all of it again. lo: the seq of the oldest node walked."""
+    if not retain_graph:
+        versions.sweep()
     hi = roots[0].seq if len(roots) == 1 else max(r.seq for r in roots)
     last = _Growth.last
     if last is not None and lo <= last[1] < hi:

@@ -138,7 +138,6 @@ def run_backward_graph(roots, root_grads, retain_graph=True, capture=None, keep_
                     checks.after(t, g, out)
                 if not retain_graph:
                     t.saved = RELEASED
-                    checks.released(t)
                 for p, gp in zip(t.parents, out):
                     if gp is None or not p.requires_grad or \
                             (needed is not None and p.seq not in needed):
@@ -158,6 +157,7 @@ def run_backward_graph(roots, root_grads, retain_graph=True, capture=None, keep_
                 _visit(t, grads.pop(t.seq), capture, captured, keep_grads, finals)
             for t, g in finals:
                 _store_grad(t, g)
+            checks.walk_ended(retain_graph)     # the released nodes' memory locks (issue 13)
         finally:
             set_mode(True, scope)
             STATE.walking -= 1

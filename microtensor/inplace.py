@@ -131,17 +131,15 @@ def _record(name, t, op, others, attrs):
     t.seq = next_seq()                  # newer than the write writing() stamped
     m = t._get_meta()
     m.before = old
-    rm = res._meta
-    if rm is not None:
-        m.trace = rm.trace
-        if rm.leases is not None:       # the locks res's node took are t's now
-            m.leases, rm.leases = rm.leases.moved_to(t), None
+    if res._meta is not None:
+        m.trace = res._meta.trace
+    versions.move_locks(res, t)         # the locks res's node took are t's now
     return t
 
 
 def _snapshot(t):
     """A new Tensor standing for t as it is now (its node and its memory), for t's
-    consumers so far; the locks its node holds go with it."""
+    consumers so far (the locks its node holds stay with t, released with it)."""
     old = _new(Tensor)
     old._data, old.grad = t._data, None
     old.requires_grad, old.op, old.parents = t.requires_grad, t.op, t.parents
@@ -150,7 +148,4 @@ def _snapshot(t):
     m = t._meta
     if m is not None:
         om.name, om.before, om.replaced, om.trace = m.name, m.before, m.replaced, m.trace
-        if m.leases is not None:
-            om.leases, m.leases = m.leases.moved_to(old), None
-        om.exposed, m.exposed = m.exposed, False
     return old

@@ -25,11 +25,12 @@ an array whose lock the first graph's backward released; counters still cover bo
 """
 import collections
 import contextlib
+import functools
 import weakref
 
 import numpy as np
 
-from .autograd import RELEASED, STATE, TensorMeta, next_seq
+from .autograd import RELEASED, STATE, next_seq
 from .errors import ArgumentError, VersionError
 
 ndarray = np.ndarray
@@ -98,7 +99,7 @@ def note_replace(t):
     """Stamp `t.data = new`: what t's consumers will read is no longer what they saw."""
     s = next_seq()
     t._get_meta().replaced = s
-    if t.op is None and type(t.saved) is Leases:
+    if t.op is None and type(t.saved) is list:
         t.saved = None                          # the new array is not locked yet
     STATE.last_write = s
 
@@ -227,85 +228,86 @@ def _unlock_all(arrays):
             del _waiting[k]
 
 
-class Leases(weakref.ref):
-    """The locks one node holds, released together when backward releases the node or it is
-    collected: a weak reference to the node whose callback releases them. `leaves` are the
-    leaves whose `saved` names this group (they need no new lock while it holds)."""
-    __slots__ = ("arrays", "leaves")
-
-    def __new__(cls, owner):
-        self = super().__new__(cls, owner, _collected)
-        self.arrays, self.leaves = [], []
-        return self
-
-    def __init__(self, owner):
-        super().__init__(owner, _collected)
-
-    def moved_to(self, owner):
-        """The same locks, held by another node (an in-place op rebased this one's)."""
-        g = Leases(owner)
-        g.arrays, g.leaves = self.arrays, self.leaves
-        for leaf in g.leaves:
-            if leaf.saved is self:
-                leaf.saved = g
-        self.arrays, self.leaves = [], []
-        return g
-
-    def release(self):
-        for leaf in self.leaves:
-            if leaf.saved is self:
-                leaf.saved = None
-        arrays = self.arrays
-        self.arrays, self.leaves = [], []
-        if arrays:
-            _unlock_all(arrays)
+# The locks a node holds: id(node) -> [weak reference to it, locked arrays, leaves whose
+# `saved` names this entry (they need no new lock while it holds), exposed]. Released all at
+# once after a walk that released the node (`sweep`), or when the node is collected.
+_held: dict = {}
 
 
-def _collected(group):
+def _entry(node):
+    key = id(node)
+    e = _held.get(key)
+    if e is None or e[0]() is not node:
+        e = _held[key] = [weakref.ref(node, functools.partial(_collected, key)), [], [], False]
+    return e
+
+
+def _release(e):
+    for leaf in e[2]:
+        if leaf.saved is e:
+            leaf.saved = None
+    arrays = e[1]
+    e[1], e[2] = [], []
+    if arrays:
+        _unlock_all(arrays)
+
+
+def _collected(key, ref):
     try:
-        group.release()
+        e = _held.get(key)
+        if e is not None and e[0] is ref:
+            del _held[key]
+            _release(e)
     except TypeError:                   # at interpreter shutdown, with module globals gone
         pass
 
 
+def sweep():
+    """After a walk that released nodes (retain_graph=False): every released node's locks."""
+    for key, e in list(_held.items()):
+        node = e[0]()
+        if node is None or node.saved is RELEASED:
+            del _held[key]
+            _release(e)
+
+
+def move_locks(src, dst):
+    """dst holds the locks src took (an in-place op's node becomes the rebased tensor's)."""
+    e = _held.pop(id(src), None)
+    if e is not None and e[0]() is src:
+        d = _entry(dst)
+        d[1] += e[1]
+        d[2] += e[2]
+        for leaf in e[2]:
+            if leaf.saved is e:
+                leaf.saved = d
+
+
 def lease_leaf(leaf, node):
     """node, just recorded, reads leaf's memory: lock it until node is released."""
-    g = _leases(node)
-    leaf.saved = g
-    g.leaves.append(leaf)
-    _lock_memory(leaf._data, g.arrays)
+    e = _entry(node)
+    leaf.saved = e
+    e[2].append(leaf)
+    _lock_memory(leaf._data, e[1])
 
 
 def lease_arrays(node, arrays):
     """node, just recorded, keeps arrays of the caller's (getitem's index, cross_entropy's
     targets): locked until node is released, so a reused batch buffer raises at the write
     instead of sending the gradient to other rows."""
-    g = _leases(node)
+    e = _entry(node)
     for a in arrays:
         if isinstance(a, ndarray):
-            _lock_memory(a, g.arrays)
-
-
-def _leases(node):
-    m = node._meta
-    if m is None:
-        m = node._meta = TensorMeta()
-    if m.leases is None:
-        m.leases = Leases(node)
-    return m.leases
+            _lock_memory(a, e[1])
 
 
 def expose(t):
     """t's array, handed out to the caller: locked while t's node is live."""
     if t.saved is not RELEASED and not STATE.walking:
-        m = t._meta
-        if m is None:
-            m = t._meta = TensorMeta()
-        if not m.exposed:
-            m.exposed = True
-            if m.leases is None:
-                m.leases = Leases(t)
-            _lock_memory(t._data, m.leases.arrays)
+        e = _entry(t)
+        if not e[3]:
+            e[3] = True
+            _lock_memory(t._data, e[1])
     return t._data
 
 

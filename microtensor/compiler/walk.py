@@ -305,7 +305,7 @@ def _walk(rec, roots, root_grads, retain_graph, capture):
     if not retain_graph:
         for t in released:
             t.saved = RELEASED
-            checks.released(t)                  # and its memory locks (issue 13)
+    checks.walk_ended(retain_graph)             # and their memory locks (issue 13)
     return captured
 
 

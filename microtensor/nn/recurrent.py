@@ -10,6 +10,7 @@ from ..errors import MicrotensorError, ShapeError
 from ..mode import (StateRecord, Step, _new_step, child_scope, current_scope, is_grad_enabled,
                     set_mode)
 from ..tensor import Tensor
+from ..versions import PRIVATE
 from .layers import check_dtype
 from .module import Module, ModuleList
 
@@ -215,6 +216,9 @@ def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
     if state is None:
         state = cell.initial_state(B, dtype=xs.dtype)
         _check_initial(cell, state, type(cell).__name__)
+        for part in _parts(state):              # made here, held by nobody else: no lock
+            if part.op is None and part.saved is None:    # to take (versions.PRIVATE)
+                part.saved = PRIVATE
     else:
         _check_state(cell, state, B, "the initial state", name)
     shapes = [p.shape for p in _parts(state)]
