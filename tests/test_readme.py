@@ -59,3 +59,20 @@ def test_lstm_cell_section_runs_as_written(tmp_path):
     svg = (tmp_path / "lstm.svg").read_text()
     assert "h[t=2]" in svg and "c[t=2]" in svg and "layer1 · t = 2" in svg
     assert f"loss after 150 steps: {m.group(1)} [2.0, 2.0]" in README.read_text(encoding="utf-8")
+
+
+def anomaly_blocks():
+    text = README.read_text(encoding="utf-8")
+    code = re.search(r"<!-- anomaly:.*?-->\s*```python\n(.*?)```", text, re.S)
+    out = re.search(r"<!-- anomaly-output -->\s*```\n(.*?)```", text, re.S)
+    assert code and out, "README has no anomaly example"
+    return code.group(1), out.group(1)
+
+
+def test_the_anomaly_example_prints_what_the_readme_says(tmp_path):
+    code, printed = anomaly_blocks()
+    (tmp_path / "nan_at_step.py").write_text(code, encoding="utf-8")
+    r = subprocess.run([sys.executable, "nan_at_step.py"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.replace(f"{tmp_path}/", "") == printed
