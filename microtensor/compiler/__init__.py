@@ -50,6 +50,7 @@ from .record import Poison, Recorder
 
 __all__ = ["compile", "Compiled", "CompileWarning"]
 ndarray = np.ndarray
+REROLL = True               # write a plan's repeated blocks as loops (reroll.py)
 
 
 class CompileWarning(UserWarning):
@@ -192,7 +193,7 @@ class Compiled:
                     for _, t in rec.captured.values()]
         guards = [(m, m.training, tuple(map(id, m._parameters.values())),
                    tuple(map(id, m._modules.values()))) for m in modules]
-        source = rec.finish_source(out_src)
+        source = rec.finish_source(out_src, REROLL)
         ns = rec.ns
         ns["LEAF"] = _leaf
         exec(builtins_compile(source, f"<mt.compile plan of {self.__qualname__}>", "exec"), ns)

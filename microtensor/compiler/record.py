@@ -15,6 +15,7 @@ eager's, recording never changes them), and compile falls back to eager for that
 import numpy as np
 
 from ..autograd import next_seq
+from .reroll import reroll as rerolled
 
 try:
     from numpy.lib.array_utils import byte_bounds
@@ -196,8 +197,8 @@ class Recorder:
         attr_src = {k: self.value(v) for k, v in attrs.items()}
         name = self.computed(t.data)
         saved = emit.forward(self, op, parents, ins, attrs, attr_src, name)
-        if t.data.ndim == 0:
-            self.emit(f"if type({name}) is not ndarray: {name} = asarray({name})")
+        if t.data.ndim == 0:                    # one statement with the op's last line
+            self.lines[-1] += f"\nif type({name}) is not ndarray: {name} = asarray({name})"
         self.node[id(t)] = NodeInfo(name, saved, ins, attr_src, t)
         self.keep.append(t)
 
@@ -244,6 +245,11 @@ class Recorder:
         self.emit(f"{name} = {self.const(generator)}().{method}({src})")
         self.draws[name] = True
 
-    def finish_source(self, out_src):
-        body = self.preamble + self.lines + [f"return {out_src}"]
-        return "def plan(ARGS):\n" + "".join(f"    {line}\n" for line in body)
+    def finish_source(self, out_src, reroll=True):
+        """The plan's source; its repeated blocks written as loops unless reroll is False."""
+        lines = self.lines
+        if reroll:
+            lines, out_src = rerolled(lines, out_src, self.ns)
+        body = self.preamble + lines + [f"return {out_src}"]
+        return "def plan(ARGS):\n" + "".join(
+            "    " + line.replace("\n", "\n    ") + "\n" for line in body)

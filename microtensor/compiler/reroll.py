@@ -1,0 +1,343 @@
+"""Loop rerolling: the recorded plan's repeated blocks written once, as a `for` loop.
+
+An unrolled recurrent step records T near-identical bodies (forward, and backward in
+reverse). This pass finds a block of statements that repeats with period P — the same
+statement text once names and numbers are taken out — and writes it as one loop body run
+n times. Each operand of the body is, for every iteration k, one of:
+  - the same text every time (a parameter, a constant, a shape);
+  - a name the same iteration defined (a local of the body);
+  - a name the previous iteration defined, and before the loop a value from outside
+    (the carried state);
+  - the value of an earlier loop's iteration a + b·k (read from that loop's buffer);
+  - an integer a + b·k (a time index, an offset);
+  - anything else from outside the loop: a tuple of the n values, indexed by k.
+Iterations that fit none of these end the loop there. A value a loop defines and later code
+reads is kept in a per-iteration list (only the last iteration's: the local itself).
+
+The loop makes the same NumPy calls on the same arrays in the same order as the statements
+it stands for, so a replay stays bitwise eager's; only the Python around them changes
+(fewer lines to compile, locals freed an iteration later instead of at the end of the plan).
+"""
+import re
+from collections import Counter
+
+import numpy as np
+
+# Names the recorder gives (v12, g7, K3, ix4, ...), integer and float literals, and string
+# literals (whole, so that nothing inside one is taken for a name).
+TOKEN = re.compile(r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\b(?:ix|[vgsruzodcaK])\d+\b"
+                   r"|\b\d+(?:\.\d+)?(?:e[+-]?\d+)?\b)")
+DEFINES = re.compile(r"((?:ix|[vgsruzodca])\d+(?:, (?:ix|[vgsruzodca])\d+)*) = ")
+NAME = re.compile(r"(?:ix|[vgsruzodcaK])\d+\Z")
+INT = re.compile(r"\d+\Z")
+
+MIN_SAVED = 4          # a loop must stand for at least this many statements more than its body
+
+
+class Loop:
+    """A rerolled block: statements [start, start + period·n) as n iterations."""
+    __slots__ = ("index", "start", "period", "n", "var_of", "buffered", "kinds", "lhs0",
+                 "slot_of_var")
+
+    def __init__(self, index, start, period, n):
+        self.index, self.start, self.period, self.n = index, start, period, n
+        self.var_of = {}        # name defined in the loop -> (iteration, its iteration-0 name)
+        self.buffered = set()   # iteration-0 names whose every value later code reads
+        self.kinds = None       # [slot][operand] -> how the operand is written
+        self.lhs0 = None        # [slot] -> the names iteration 0's statement defines
+        self.slot_of_var = None  # iteration-0 name -> its slot
+
+
+def reroll(stmts, tail, ns):
+    """(statements, the return expression) -> the plan's body lines, rerolled where they
+    repeat. ns: the plan's globals (tuples of constants are added to it)."""
+    n_stmts = len(stmts)
+    if n_stmts < 2 * MIN_SAVED:
+        return stmts, tail
+    pieces = [TOKEN.split(s) for s in stmts]
+    regions = _find(pieces)
+    if not regions:
+        return stmts, tail
+    defs = {}
+    for i, s in enumerate(stmts):
+        m = DEFINES.match(s)
+        if m is not None:
+            for name in m.group(1).split(", "):
+                defs.setdefault(name, i)
+    loops, owner = [], {}               # owner: name -> the Loop that defines it
+    for start, period, n in regions:
+        loop = Loop(len(loops), start, period, n)
+        if _analyse(loop, pieces, defs, owner):
+            loops.append(loop)
+            for name in loop.var_of:
+                owner[name] = loop
+    if not loops:
+        return stmts, tail
+    return _write(stmts, pieces, loops, owner, tail, ns)
+
+
+# ---- finding repeated blocks ---------------------------------------------------------------
+
+def _find(pieces):
+    """[(start, period, iterations)] in order of start: non-overlapping runs of a repeating
+    statement pattern (statement text without its names and numbers), longest taken first."""
+    table = {}
+    ids = np.fromiter((table.setdefault("\0".join(p[0::2]), len(table)) for p in pieces),
+                      dtype=np.int64, count=len(pieces))
+    last, gaps = {}, []
+    for i, t in enumerate(ids.tolist()):
+        j = last.get(t)
+        if j is not None:
+            gaps.append(i - j)
+        last[t] = i
+    found = []
+    for period, count in Counter(gaps).most_common(8):
+        if count < MIN_SAVED:
+            break
+        eq = np.concatenate(([0], (ids[:-period] == ids[period:]).view(np.int8), [0]))
+        edges = np.flatnonzero(np.diff(eq))
+        for a, b in zip(edges[0::2].tolist(), edges[1::2].tolist()):
+            n = (b - a) // period + 1           # ids[a + k·period + j] agree for all k < n
+            if (n - 1) * period >= MIN_SAVED:
+                found.append((n * period, a, period))
+    found.sort(key=lambda f: (-f[0], f[1]))
+    taken = []
+    for size, lo, period in found:
+        hi = lo + size
+        for s, e, _ in taken:                   # clip to the larger free side
+            if s < hi and lo < e:
+                if s - lo >= hi - e:
+                    hi = min(hi, s)
+                else:
+                    lo = max(lo, e)
+        n = (hi - lo) // period
+        hi = lo + n * period
+        if n >= 2 and (n - 1) * period >= MIN_SAVED and \
+                all(e <= lo or hi <= s for s, e, _ in taken):
+            taken.append((lo, hi, period))
+    return [(s, p, (e - s) // p) for s, e, p in sorted(taken)]
+
+
+# ---- what each operand of a body is ------------------------------------------------------
+
+def _analyse(loop, pieces, defs, owner):
+    """Classify every operand of the body from iterations 0 and 1, then check the others;
+    the loop ends at the first iteration that does not fit. False if fewer than 2 fit."""
+    s, P = loop.start, loop.period
+    end = s + P * loop.n
+    var_of = {}                                 # name -> (iteration, its iteration-0 name)
+    lhs0 = []
+    for j in range(P):
+        lhs0.append(_lhs(pieces[s + j], defs, s + j))
+    for k in range(loop.n):
+        base = s + k * P
+        for j in range(P):
+            names0 = lhs0[j]
+            if names0:
+                for pos, name in enumerate(_lhs(pieces[base + j], defs, base + j)):
+                    if pos < len(names0):
+                        var_of[name] = (k, names0[pos])
+    slot_of_var = {name: j for j in range(P) for name in lhs0[j]}
+
+    def inside(tok):
+        d = defs.get(tok)
+        return d is not None and s <= d < end
+
+    kinds = []
+    for j in range(P):
+        row = []
+        for t0, t1 in zip(pieces[s + j][1::2], pieces[s + P + j][1::2]):
+            if inside(t0):
+                k0, v0 = var_of.get(t0, (None, None))
+                if k0 != 0 or var_of.get(t1) != (1, v0):
+                    return False
+                row.append(("local", v0))
+            elif inside(t1):
+                k1, v1 = var_of.get(t1, (None, None))
+                if k1 != 0:
+                    return False
+                row.append(("carry", v1, t0))
+            elif t0 == t1:
+                row.append(("same", t0))
+            elif INT.match(t0) and INT.match(t1):
+                a = int(t0)
+                row.append(("int", a, int(t1) - a))
+            elif t0 in owner and t1 in owner and owner[t0] is owner[t1] and \
+                    owner[t0].var_of[t0][1] == owner[t1].var_of[t1][1]:
+                other = owner[t0]
+                a, v = other.var_of[t0]
+                row.append(("buf", other, v, a, other.var_of[t1][0] - a))
+            else:
+                row.append(("gather", [t0, t1]))
+        kinds.append(row)
+    n = loop.n
+    for k in range(2, loop.n):                  # the other iterations must fit
+        base = s + k * P
+        ok = True
+        for j in range(P):
+            for kind, tok in zip(kinds[j], pieces[base + j][1::2]):
+                what = kind[0]
+                if what == "same":
+                    ok = tok == kind[1]
+                elif what == "local":
+                    ok = var_of.get(tok) == (k, kind[1])
+                elif what == "carry":
+                    ok = var_of.get(tok) == (k - 1, kind[1])
+                elif what == "int":
+                    ok = INT.match(tok) is not None and int(tok) == kind[1] + kind[2] * k
+                elif what == "buf":
+                    other = owner.get(tok)
+                    ok = other is kind[1] and other.var_of[tok] == (kind[3] + kind[4] * k,
+                                                                      kind[2])
+                else:
+                    ok = not inside(tok)
+                if not ok:
+                    break
+            if not ok:
+                break
+        if not ok:
+            n = k
+            break
+        for j in range(P):
+            for kind, tok in zip(kinds[j], pieces[base + j][1::2]):
+                if kind[0] == "gather":
+                    kind[1].append(tok)
+    if n < 2 or (n - 1) * P < MIN_SAVED:
+        return False
+    loop.n = n
+    end = s + P * n
+    loop.var_of = {name: kv for name, kv in var_of.items() if kv[0] < n}
+    loop.kinds, loop.lhs0, loop.slot_of_var = kinds, lhs0, slot_of_var
+    for row in kinds:
+        for kind in row:
+            if kind[0] == "gather":
+                del kind[1][n:]
+    return True
+
+
+def _lhs(p, defs, i):
+    """The names statement i (split into pieces p) defines first."""
+    if p[0] != "" or len(p) < 3:
+        return ()
+    names = []
+    q = 1
+    while q < len(p):
+        tok = p[q]
+        if not NAME.match(tok) or tok[0] == "K" or defs.get(tok) != i:
+            break
+        names.append(tok)
+        sep = p[q + 1]
+        if sep == ", ":
+            q += 2
+            continue
+        if sep.startswith(" = "):
+            return names
+        break
+    return ()
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+def _write(stmts, pieces, loops, owner, tail, ns):
+    out = []                                # statements, and Loops written at the end
+
+    def ref(tok):
+        """tok as code outside its loop's body: the local of the last iteration, else the
+        loop's buffer."""
+        loop = owner.get(tok)
+        if loop is None:
+            return tok
+        k, v = loop.var_of[tok]
+        if k == loop.n - 1:
+            return v
+        loop.buffered.add(v)
+        return f"_b{loop.index}_{v}[{k}]"
+
+    def rewritten(p):
+        toks = p[1::2]
+        if not any(t in owner for t in toks):
+            return "".join(p)
+        p = list(p)
+        for q in range(1, len(p), 2):
+            p[q] = ref(p[q])
+        return "".join(p)
+
+    i, li = 0, 0
+    while i < len(stmts):
+        if li < len(loops) and loops[li].start == i:
+            loop = loops[li]
+            out.append(_body(loop, pieces, ref, ns))
+            i += loop.period * loop.n
+            li += 1
+            continue
+        out.append(rewritten(pieces[i]) if owner else stmts[i])
+        i += 1
+    tail = rewritten(TOKEN.split(tail))
+    lines = []
+    for x in out:
+        lines.extend(x() if callable(x) else (x,))
+    return lines, tail
+
+
+def _affine(a, b, k):
+    if b == 0:
+        return str(a)
+    if a == 0 and b == 1:
+        return k
+    return f"({a} {'+' if b > 0 else '-'} {k if abs(b) == 1 else f'{abs(b)} * {k}'})"
+
+
+def _body(loop, pieces, ref, ns):
+    """The loop's code (a function: run once every buffer later code reads is known)."""
+    k = f"_k{loop.index}"
+    P, n = loop.period, loop.n
+    before, after, body = [], [], []
+    inits, started, prevs = {}, set(), {}
+    gathers = 0
+    for j in range(P):
+        p = list(pieces[loop.start + j])
+        for q, kind in zip(range(1, len(p), 2), loop.kinds[j]):
+            what = kind[0]
+            if what == "same":
+                p[q] = ref(kind[1])
+            elif what == "local":
+                p[q] = kind[1]
+            elif what == "carry":
+                v, init = kind[1], kind[2]
+                if loop.slot_of_var[v] >= j and inits.setdefault(v, init) == init:
+                    if v not in started:            # the body's local still holds the
+                        started.add(v)              # previous iteration's value here
+                        before.append(f"{v} = {ref(init)}")
+                    p[q] = v
+                else:
+                    prev = prevs.get((v, init))
+                    if prev is None:
+                        prev = prevs[(v, init)] = f"_p{loop.index}_{len(prevs)}"
+                        before.append(f"{prev} = {ref(init)}")
+                        after.append(f"{prev} = {v}")
+                    p[q] = prev
+            elif what == "int":
+                p[q] = _affine(kind[1], kind[2], k)
+            elif what == "buf":
+                other, v = kind[1], kind[2]
+                other.buffered.add(v)
+                p[q] = f"_b{other.index}_{v}[{_affine(kind[3], kind[4], k)}]"
+            else:
+                vals = kind[1]
+                name = f"_g{loop.index}_{gathers}"
+                gathers += 1
+                if all(NAME.match(t) and t[0] == "K" for t in vals):
+                    ns[name] = [ns[t] for t in vals]        # a list: `x[k] += y` works
+                else:
+                    before.append(f"{name} = [{', '.join(ref(t) for t in vals)}]")
+                p[q] = f"{name}[{k}]"
+        body.append("".join(p))
+
+    def write():
+        stores = [f"_b{loop.index}_{v}[{k}] = {v}" for v in sorted(loop.buffered)]
+        lines = [f"_b{loop.index}_{v} = [None] * {n}" for v in sorted(loop.buffered)]
+        lines += before
+        lines.append(f"for {k} in range({n}):")
+        lines += ["    " + s.replace("\n", "\n    ") for s in body + after + stores]
+        return lines
+    return write
