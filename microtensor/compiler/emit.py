@@ -62,7 +62,9 @@ PINNED = {
     ('expand_dims', 'backward'): '21031c841777990e',
     ('transpose', 'backward'): 'd37e1da942b2a611',
     ('stack', 'backward'): '6f6a95471757e0d1',
+    ('concat', 'forward'): '0ab18c6ebe3eeb3a',
     ('concat', 'backward'): 'e3b3f806629fe7e4',
+    ('stack', 'forward'): 'd1e8a2e8b134995d',
     ('sum', 'backward'): 'd23513ccf445f75a',
     ('mean', 'backward'): '3fc62e54e623ff20',
 }
@@ -102,11 +104,16 @@ def forward(rec, op, parents, ins, attrs, attr_src, name):
             and active("getitem", "backward"):
         rec.emit(f"{name} = {ins[0]}[{attr_src['index']}]")
         return None
-    if (op is ops.Linear or op is LinearAdd) and parents[0].data.ndim == 2 \
+    if (op is ops.Linear or op is LinearAdd) and parents[0]._data.ndim == 2 \
             and active(op.name, "forward") and active(op.name, "backward"):
         rec.emit(f"{name} = {ins[0]} @ {ins[1]}.T")
         if len(ins) == 3:
             rec.emit(f"{name} += {ins[2]}")
+        return None
+    if (op is ops.Concat or op is ops.Stack) and active(op.name, "forward") and \
+            active(op.name, "backward"):            # the backward reads t.saved: a constant
+        fn = "concatenate" if op is ops.Concat else "stack"
+        rec.emit(f"{name} = np.{fn}(({args}, ), axis={attr_src.get('axis', '0')})")
         return None
     if op is ops.Reshape and active("reshape", "forward") and active("reshape", "backward"):
         rec.emit(f"{name} = {ins[0]}.reshape({attr_src['shape']})")
@@ -173,7 +180,7 @@ def _bw_where(rec, t, info, g, out):
 
 def _bw_matmul(rec, t, info, g, out):
     pa, pb = t.parents
-    if not (pa.data.ndim == 2 and pb.data.ndim == 2):
+    if not (pa._data.ndim == 2 and pb._data.ndim == 2):
         return None
     a, b = info.ins
     return [None if out[0] is None else _g(rec, out[0], f"{g.name} @ {b}.T"),
@@ -191,7 +198,7 @@ def _bw_linear(rec, t, info, g, out):
         vals.append(_g(rec, out[0], f"{g.name} @ {w}"))
     else:
         vals.append(_g(rec, out[0], f"({g.name}.reshape(-1, {gr.shape[-1]}) @ {w})"
-                                    f".reshape({px.data.shape!r})"))
+                                    f".reshape({px._data.shape!r})"))
     if out[1] is None:
         vals.append(None)
     else:
@@ -199,7 +206,7 @@ def _bw_linear(rec, t, info, g, out):
             raise Poison("linear's weight gradient is not an Outer")
         a = g if gr.ndim == 2 else _g(rec, gr.reshape(-1, gr.shape[-1]),
                                        f"{g.name}.reshape(-1, {gr.shape[-1]})")
-        xr = px.data
+        xr = px._data
         b = Val(xr, x) if xr.ndim == 2 else _g(rec, xr.reshape(-1, xr.shape[-1]),
                                                 f"{x}.reshape(-1, {xr.shape[-1]})")
         vals.append(SymOuter(rec, a, b))
@@ -237,10 +244,17 @@ def _bw_stack(rec, t, info, g, out):
 
 
 def _bw_concat(rec, t, info, g, out):
+    """np.split's pieces are views of g; slicing g makes the same views (same offset,
+    shape and strides), without np.split's Python."""
     axis, offsets = t.saved
-    r = rec.new("r")
-    rec.emit(f"{r} = np.split({g.name}, {rec.const(offsets)}, axis={axis!r})")
-    return _pieces(rec, r, out)
+    bounds = [None] + [int(o) for o in offsets] + [None]
+    lead = ":, " * (axis % g.real.ndim)
+    vals = []
+    for i, o in enumerate(out):
+        lo, hi = bounds[i], bounds[i + 1]
+        vals.append(None if o is None else _g(rec, o, f"{g.name}[{lead}{'' if lo is None else lo}"
+                                                      f":{'' if hi is None else hi}]"))
+    return vals
 
 
 def _expand_src(g, shape, axis, keepdims):

@@ -195,9 +195,9 @@ class Recorder:
         from . import emit
         ins = [self.tensor_data(p) for p in parents]
         attr_src = {k: self.value(v) for k, v in attrs.items()}
-        name = self.computed(t.data)
+        name = self.computed(t._data)
         saved = emit.forward(self, op, parents, ins, attrs, attr_src, name)
-        if t.data.ndim == 0:                    # one statement with the op's last line
+        if t._data.ndim == 0:                    # one statement with the op's last line
             self.lines[-1] += f"\nif type({name}) is not ndarray: {name} = asarray({name})"
         self.node[id(t)] = NodeInfo(name, saved, ins, attr_src, t)
         self.keep.append(t)

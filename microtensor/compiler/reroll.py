@@ -27,7 +27,6 @@ import numpy as np
 # literals (whole, so that nothing inside one is taken for a name).
 TOKEN = re.compile(r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\b(?:ix|[vgsruzodcaK])\d+\b"
                    r"|\b\d+(?:\.\d+)?(?:e[+-]?\d+)?\b)")
-DEFINES = re.compile(r"((?:ix|[vgsruzodca])\d+(?:, (?:ix|[vgsruzodca])\d+)*) = ")
 NAME = re.compile(r"(?:ix|[vgsruzodcaK])\d+\Z")
 INT = re.compile(r"\d+\Z")
 
@@ -36,12 +35,13 @@ MIN_SAVED = 4          # a loop must stand for at least this many statements mor
 
 class Loop:
     """A rerolled block: statements [start, start + period·n) as n iterations."""
-    __slots__ = ("index", "start", "period", "n", "var_of", "buffered", "kinds", "lhs0",
-                 "slot_of_var")
+    __slots__ = ("index", "start", "period", "n", "var_of", "varcol", "buffered", "kinds",
+                 "lhs0", "slot_of_var")
 
     def __init__(self, index, start, period, n):
         self.index, self.start, self.period, self.n = index, start, period, n
         self.var_of = {}        # name defined in the loop -> (iteration, its iteration-0 name)
+        self.varcol = {}        # iteration-0 name -> the names it has in every iteration
         self.buffered = set()   # iteration-0 names whose every value later code reads
         self.kinds = None       # [slot][operand] -> how the operand is written
         self.lhs0 = None        # [slot] -> the names iteration 0's statement defines
@@ -59,11 +59,12 @@ def reroll(stmts, tail, ns):
     if not regions:
         return stmts, tail
     defs = {}
-    for i, s in enumerate(stmts):
-        m = DEFINES.match(s)
-        if m is not None:
-            for name in m.group(1).split(", "):
-                defs.setdefault(name, i)
+    for i, p in enumerate(pieces):
+        m = _lhs(p)
+        if m:
+            defs.setdefault(p[1], i)
+            if m == 2:
+                defs.setdefault(p[3], i)
     loops, owner = [], {}               # owner: name -> the Loop that defines it
     for start, period, n in regions:
         loop = Loop(len(loops), start, period, n)
@@ -120,120 +121,94 @@ def _find(pieces):
 
 # ---- what each operand of a body is ------------------------------------------------------
 
+def _lhs(p):
+    """How many names statement p (split into pieces) defines: `v1 = …` or `v1, s2 = …`."""
+    if p[0] or len(p) < 3:
+        return 0
+    sep = p[2]
+    if sep[:3] == " = " and p[1][0] != "K":
+        return 1
+    if sep == ", " and len(p) > 4 and p[4][:3] == " = ":
+        return 2
+    return 0
+
+
 def _analyse(loop, pieces, defs, owner):
-    """Classify every operand of the body from iterations 0 and 1, then check the others;
-    the loop ends at the first iteration that does not fit. False if fewer than 2 fit."""
-    s, P = loop.start, loop.period
-    end = s + P * loop.n
-    var_of = {}                                 # name -> (iteration, its iteration-0 name)
-    lhs0 = []
+    """Classify every operand of the body from iterations 0 and 1, then check all of them
+    (one column of n tokens at a time); the loop ends before the first iteration that does
+    not fit. False if what is left saves too little."""
+    s, P, n = loop.start, loop.period, loop.n
+    end = s + P * n
+    cols, lhs0, varcol, slot_of_var = [], [], {}, {}
     for j in range(P):
-        lhs0.append(_lhs(pieces[s + j], defs, s + j))
-    for k in range(loop.n):
-        base = s + k * P
-        for j in range(P):
-            names0 = lhs0[j]
-            if names0:
-                for pos, name in enumerate(_lhs(pieces[base + j], defs, base + j)):
-                    if pos < len(names0):
-                        var_of[name] = (k, names0[pos])
-    slot_of_var = {name: j for j in range(P) for name in lhs0[j]}
+        col = list(zip(*[pieces[i][1::2] for i in range(s + j, end, P)]))
+        cols.append(col)
+        names = col[:_lhs(pieces[s + j])]
+        lhs0.append([c[0] for c in names])
+        for c in names:
+            varcol[c[0]] = c
+            slot_of_var[c[0]] = j
+    var_of = {}
+    for v0, c in varcol.items():
+        var_of.update(zip(c, [(k, v0) for k in range(n)]))
 
     def inside(tok):
         d = defs.get(tok)
         return d is not None and s <= d < end
 
     kinds = []
+    fit = n                                     # iterations 0 .. fit-1 fit every column
     for j in range(P):
         row = []
-        for t0, t1 in zip(pieces[s + j][1::2], pieces[s + P + j][1::2]):
+        for col in cols[j]:
+            t0, t1 = col[0], col[1]
             if inside(t0):
                 k0, v0 = var_of.get(t0, (None, None))
                 if k0 != 0 or var_of.get(t1) != (1, v0):
                     return False
-                row.append(("local", v0))
+                kind, want = ("local", v0), varcol[v0]
             elif inside(t1):
                 k1, v1 = var_of.get(t1, (None, None))
                 if k1 != 0:
                     return False
-                row.append(("carry", v1, t0))
+                kind, want = ("carry", v1, t0), (t0,) + varcol[v1][:-1]
             elif t0 == t1:
-                row.append(("same", t0))
+                kind, want = ("same", t0), (t0,) * n
             elif INT.match(t0) and INT.match(t1):
-                a = int(t0)
-                row.append(("int", a, int(t1) - a))
+                a, d = int(t0), int(t1) - int(t0)
+                kind, want = ("int", a, d), tuple(str(a + d * k) for k in range(n))
             elif t0 in owner and t1 in owner and owner[t0] is owner[t1] and \
                     owner[t0].var_of[t0][1] == owner[t1].var_of[t1][1]:
                 other = owner[t0]
                 a, v = other.var_of[t0]
-                row.append(("buf", other, v, a, other.var_of[t1][0] - a))
+                d = other.var_of[t1][0] - a
+                ref = other.varcol[v]
+                want = tuple(ref[a + d * k] for k in range(n) if 0 <= a + d * k < other.n)
+                kind = ("buf", other, v, a, d)
             else:
-                row.append(("gather", [t0, t1]))
+                kind = ("gather", col)
+                want = None
+                for k, tok in enumerate(col):
+                    if inside(tok):
+                        fit = min(fit, k)
+                        break
+            if want is not None and want != col:
+                fit = min(fit, next(k for k, (x, y) in enumerate(zip(want, col)) if x != y)
+                          if want[:len(col)] != col[:len(want)] else len(want))
+            row.append(kind)
         kinds.append(row)
-    n = loop.n
-    for k in range(2, loop.n):                  # the other iterations must fit
-        base = s + k * P
-        ok = True
-        for j in range(P):
-            for kind, tok in zip(kinds[j], pieces[base + j][1::2]):
-                what = kind[0]
-                if what == "same":
-                    ok = tok == kind[1]
-                elif what == "local":
-                    ok = var_of.get(tok) == (k, kind[1])
-                elif what == "carry":
-                    ok = var_of.get(tok) == (k - 1, kind[1])
-                elif what == "int":
-                    ok = INT.match(tok) is not None and int(tok) == kind[1] + kind[2] * k
-                elif what == "buf":
-                    other = owner.get(tok)
-                    ok = other is kind[1] and other.var_of[tok] == (kind[3] + kind[4] * k,
-                                                                      kind[2])
-                else:
-                    ok = not inside(tok)
-                if not ok:
-                    break
-            if not ok:
-                break
-        if not ok:
-            n = k
-            break
-        for j in range(P):
-            for kind, tok in zip(kinds[j], pieces[base + j][1::2]):
-                if kind[0] == "gather":
-                    kind[1].append(tok)
+    n = fit
     if n < 2 or (n - 1) * P < MIN_SAVED:
         return False
     loop.n = n
-    end = s + P * n
     loop.var_of = {name: kv for name, kv in var_of.items() if kv[0] < n}
+    loop.varcol = {v: c[:n] for v, c in varcol.items()}
     loop.kinds, loop.lhs0, loop.slot_of_var = kinds, lhs0, slot_of_var
     for row in kinds:
-        for kind in row:
+        for q, kind in enumerate(row):
             if kind[0] == "gather":
-                del kind[1][n:]
+                row[q] = ("gather", kind[1][:n])
     return True
-
-
-def _lhs(p, defs, i):
-    """The names statement i (split into pieces p) defines first."""
-    if p[0] != "" or len(p) < 3:
-        return ()
-    names = []
-    q = 1
-    while q < len(p):
-        tok = p[q]
-        if not NAME.match(tok) or tok[0] == "K" or defs.get(tok) != i:
-            break
-        names.append(tok)
-        sep = p[q + 1]
-        if sep == ", ":
-            q += 2
-            continue
-        if sep.startswith(" = "):
-            return names
-        break
-    return ()
 
 
 # ---- writing -------------------------------------------------------------------------------

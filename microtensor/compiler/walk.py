@@ -128,7 +128,7 @@ def _add_into(g, buf, rec):
 
 def conform(rec, g, p, node):
     """MIRROR of autograd._conform (with the loop's check before it)."""
-    shape = p.data.shape
+    shape = p._data.shape
     if not isinstance(g, Val):
         if g.shape != shape:
             raise ShapeError(f"{where(node, p)}: the gradient has shape {g.shape}, but the "
