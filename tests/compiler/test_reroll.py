@@ -1,0 +1,247 @@
+"""Loop rerolling (microtensor/compiler/reroll.py): a plan's repeated blocks run as loops make
+the same calls on the same values in the same order as the statements they stand for, and a
+compiled step that uses them stays bitwise eager's."""
+import numpy as np
+import pytest
+
+import microtensor as mt
+import microtensor.compiler as compiler
+import microtensor.functional as F
+from microtensor import models, nn
+from microtensor.compiler.reroll import reroll
+
+from .helpers import run_both
+from .test_compile import MGU, UserLSTM, _cell_setup
+
+rng = np.random.default_rng(7)
+
+
+# ---- the pass on its own: a call log, rerolled against unrolled --------------------------
+
+class Log:
+    """A namespace whose K names are functions that log each call (by the values it got)
+    and return a new value: running statements in it records what they did, in order."""
+
+    def __init__(self):
+        self.calls, self.ns = [], {}
+        for i in range(8):
+            self.ns[f"K{i}"] = self._fn(i)
+        self.ns["K9"] = 1000                            # a constant read by every iteration
+
+    def _fn(self, i):
+        def call(*args):
+            self.calls.append((i, tuple(getattr(a, "k", a) for a in args)))
+            return len(self.calls) * 10 + i
+        call.k = f"K{i}"
+        return call
+
+
+def _run(lines, tail, ns):
+    src = "def plan(ARGS):\n" + "".join("    " + s.replace("\n", "\n    ") + "\n"
+                                         for s in lines + [f"return {tail}"])
+    exec(compile(src, "<test>", "exec"), ns)
+    return ns["plan"](None)
+
+
+def _same_run(stmts, tail, loops_expected=True):
+    want = Log()
+    out_want = _run(list(stmts), tail, want.ns)
+    got = Log()
+    lines, tail2 = reroll(list(stmts), tail, got.ns)
+    out_got = _run(lines, tail2, got.ns)
+    assert got.calls == want.calls and out_got == out_want
+    assert any(s.startswith("for ") for s in lines) == loops_expected, lines
+    return lines
+
+
+def _chain(n, reverse_reads=False):
+    """A forward chain carried through v, then a backward one reading it in reverse."""
+    stmts, names = ["v0 = K0(1)"], ["v0"]
+    for t in range(n):
+        a, b = f"v{2 * t + 1}", f"v{2 * t + 2}"
+        stmts += [f"{a} = K1({names[-1]}, K9, {t})", f"{b} = K2({a}, {3 * t + 5})"]
+        names.append(b)
+    g = "g0"
+    stmts.append(f"{g} = K3({names[-1]})")
+    for t in range(n):
+        new = f"g{t + 1}"
+        stmts.append(f"{new} = K4({g}, {names[n - t - 1] if reverse_reads else 'K9'})")
+        g = new
+    return stmts, f"({names[-1]}, {g}, {names[1]})"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 25])
+def test_chains_rerolled_call_for_call(n):
+    stmts, tail = _chain(n, reverse_reads=True)
+    lines = _same_run(stmts, tail, loops_expected=n >= 3)
+    if n == 25:
+        assert len(lines) < 25
+
+
+def test_carried_value_used_before_its_slot_and_a_mutated_accumulator():
+    stmts = ["v0 = K0(0)", "v1 = K0(1)"]
+    prev = "v1"
+    for t in range(10):             # slot 0 reads the carry, slot 1 redefines it after use
+        stmts += [f"v{10 + 3 * t} = K1({prev}, K9)", f"v{11 + 3 * t} = K2(v{10 + 3 * t})",
+                  f"v{12 + 3 * t} = K3(v{11 + 3 * t}, {prev})"]
+        prev = f"v{12 + 3 * t}"
+    _same_run(stmts, prev)
+
+
+def test_per_iteration_constants_strings_and_a_pattern_that_breaks():
+    stmts = ["v0 = K0(0)"]
+    for t in range(12):             # K5 / K6 alternate: gathered; the string is the same
+        k = "K5" if t % 2 else "K6"
+        stmts += [f"v{t + 1} = K1(v{t}, {k}, 'v{t} is not a name')"]
+    stmts += ["v50 = K2(v3, v7, v12)"]                  # reads iterations 2, 6 and the last
+    for t in range(8):              # breaks at t = 5: the loop stops before it
+        stmts += [f"g{t} = K4(v50, {t if t != 5 else 99})", f"g{t + 20} = K3(g{t})"]
+    _same_run(stmts, "(v50, g27, g4)")
+
+
+def test_a_plan_that_does_not_repeat_is_left_as_it_is():
+    stmts = [f"v{i} = K{i % 8}({', '.join(['0'] + [f'v{j}' for j in range(i)])})"
+             for i in range(12)]                # each statement has one more operand
+    lines, tail = reroll(list(stmts), "v11", Log().ns)
+    assert lines == stmts and tail == "v11"
+
+
+def _random_program(seed):
+    """Blocks repeated n times whose operands are each kind the pass knows (carried, local,
+    constant, an index a + b·t, a per-iteration outside value, an earlier block's value in
+    reverse), sometimes with one iteration changed; then statements reading values back."""
+    r = np.random.default_rng(seed)
+    stmts, made, count = ["v0 = K0(0)", "v1 = K0(1)", "v2 = K0(2)"], ["v0", "v1", "v2"], [3]
+    blocks = []
+
+    def new():
+        count[0] += 1
+        return f"v{count[0]}"
+    for _ in range(int(r.integers(1, 4))):
+        P, n = int(r.integers(1, 5)), int(r.integers(2, 14))
+        init = [str(r.choice(made)) for _ in range(P)]
+        names, spoil = [], (int(r.integers(0, n)) if r.random() < 0.3 else -1)
+        kinds = [[str(r.choice(["carry", "local", "K9", "int", "rev", "outside", "num"]))
+                  for _ in range(int(r.integers(1, 4)))] for _ in range(P)]
+        earlier = blocks[-1] if blocks else None
+        for t in range(n):
+            row = []
+            for j in range(P):
+                args = []
+                for kind in kinds[j]:
+                    if kind == "carry":
+                        args.append(names[t - 1][j] if t else init[j])
+                    elif kind == "local" and j:
+                        args.append(row[0])
+                    elif kind == "int":
+                        args.append(str(2 * t + 1 if t != spoil else 99))
+                    elif kind == "rev" and earlier is not None:
+                        args.append(earlier[len(earlier) - 1 - t % len(earlier)][0])
+                    elif kind == "outside":
+                        args.append(made[t % 3])
+                    elif kind == "num":
+                        args.append("7")
+                    else:
+                        args.append("K9")
+                name = new()
+                stmts.append(f"{name} = K{1 + j}({', '.join(args)})")
+                row.append(name)
+            names.append(row)
+        blocks.append(names)
+        made += [x for row in names for x in row]
+    for _ in range(int(r.integers(0, 5))):
+        args = ", ".join(str(r.choice(made)) for _ in range(int(r.integers(1, 6))))
+        name = new()
+        stmts.append(f"{name} = K7({args})")
+        made.append(name)
+    tail = "(" + "".join(str(r.choice(made)) + ", " for _ in range(3)) + ")"
+    return stmts, tail
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_programs_rerolled_call_for_call(seed):
+    stmts, tail = _random_program(seed)
+    want = Log()
+    out_want = _run(list(stmts), tail, want.ns)
+    got = Log()
+    lines, tail2 = reroll(list(stmts), tail, got.ns)
+    assert _run(lines, tail2, got.ns) == out_want and got.calls == want.calls
+
+
+# ---- compiled steps: bitwise eager's, with loops in the plan ------------------------------
+
+def _vanilla_setup(T):
+    def setup():
+        model = models.VanillaRNN(5, 9, 5)
+        opt = mt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(xs, ys):
+            model.zero_grad()
+            loss, h = model.loss(xs, ys)
+            loss.backward()
+            opt.step()
+            return loss, h
+        return step, list(model.parameters())
+    return setup
+
+
+@pytest.mark.parametrize("T", [1, 2, 25])
+def test_vanilla_rnn_rerolled_bitwise(T):
+    def data():
+        idx = rng.integers(0, 5, size=(T + 1, 3))
+        return np.eye(5)[idx[:-1]], idx[1:]
+    compiled = run_both(_vanilla_setup(T), [data() for _ in range(3)])
+    if T == 25:
+        assert "for " in compiled.last_source
+
+
+def _unrolled_source(setup, args):
+    compiler.REROLL = False
+    try:
+        step, _ = setup()
+        c = mt.compile(step)
+        c(*args)
+        return c.last_source
+    finally:
+        compiler.REROLL = True
+
+
+def test_rerolled_plan_is_a_fraction_of_the_unrolled_one():
+    idx = rng.integers(0, 5, size=(26, 2))
+    args = (np.eye(5)[idx[:-1]], idx[1:])
+    compiled = run_both(_vanilla_setup(25), [args, args])
+    unrolled = _unrolled_source(_vanilla_setup(25), args)
+    assert "for " not in unrolled
+    assert len(compiled.last_source.splitlines()) * 3 < len(unrolled.splitlines())
+
+
+@pytest.mark.parametrize("cell", [MGU, UserLSTM])
+def test_user_cells_rerolled_bitwise(cell):
+    compiled = run_both(_cell_setup(cell), [(mt.tensor(rng.standard_normal((12, 3, 2))),)
+                                            for _ in range(3)])
+    assert compiled.last_source.count("for ") >= 2         # forward and backward
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_lengths_and_directions_rerolled_bitwise(bidirectional):
+    D = 2 if bidirectional else 1
+
+    def setup():
+        model = models.LSTM(4, 6, num_layers=2, bidirectional=bidirectional)
+        head = nn.Linear(6 * D, 3)
+        params = list(model.parameters()) + list(head.parameters())
+        opt = mt.optim.Adam(params, lr=0.01)
+
+        def step(xs, ys, lengths):
+            opt.zero_grad()
+            out, _ = model(xs, lengths=lengths)
+            T, B, _ = out.shape
+            loss = F.cross_entropy(head(out).reshape(T * B, 3), ys.reshape(T * B))
+            loss.backward()
+            opt.step()
+            return loss
+        return step, params
+    lengths = np.array([10, 4, 7])
+    compiled = run_both(setup, [(mt.tensor(rng.standard_normal((10, 3, 4))),
+                                 rng.integers(0, 3, (10, 3)), lengths) for _ in range(3)])
+    assert "for " in compiled.last_source
