@@ -134,7 +134,7 @@ def _g(rec, real, expr):
 
 
 def _same_pattern(out, vals):
-    if len(out) != len(vals) or any((o is None) != (v is None) for o, v in zip(out, vals)):
+    if [o is None for o in out] != [v is None for v in vals]:
         raise Poison("an emitter disagrees with its op's backward (a bug: please report it)")
     return vals
 

@@ -155,12 +155,7 @@ _grad_slot = Tensor.__dict__["grad"]
 
 def _grad_set(self, value):
     rec = active()
-    if rec is not None:
-        try:
-            self.seq                             # unset while a new tensor is being made
-        except AttributeError:
-            rec = None
-    if rec is not None:
+    if rec is not None and getattr(self, "seq", None) is not None:  # unset: a tensor being made
         def record():
             target = rec.call_value(self)
             if value is None:

@@ -45,7 +45,9 @@ class Recorder:
         self.const_names = {}               # id(object) -> global name
         self.names = {}                     # id(array) -> local name, for arrays the plan has
         self.owners = {}                    # id(memory owner) -> [(name, contiguous array)]
-        self.keep = []                      # everything whose id is a key above (ids stay unique)
+        self.named = []                     # (name, array) for every array named, in order:
+        self.indexed = 0                    # those before this index are in owners
+        self.keep = []                      # what else has its id as a key above (ids stay unique)
         self.node = {}                      # id(tensor) -> NodeInfo
         self.arg_tensor = {}                # id(tensor) -> argument index
         self.arg_of_name = {}               # local name -> argument index
@@ -85,10 +87,16 @@ class Recorder:
 
     def _name_array(self, a, name):
         self.names[id(a)] = name
-        self.keep.append(a)
-        if isinstance(a, ndarray) and a.flags.c_contiguous and a.size:
-            owner = a if a.base is None else a.base
-            self.owners.setdefault(id(owner), []).append((name, a))
+        self.named.append((name, a))        # indexed by memory owner when a view needs it
+
+    def _index_owners(self):
+        named, owners = self.named, self.owners
+        for i in range(self.indexed, len(named)):
+            name, a = named[i]
+            if isinstance(a, ndarray) and a.flags.c_contiguous and a.size:
+                owner = a if a.base is None else a.base
+                owners.setdefault(id(owner), []).append((name, a))
+        self.indexed = len(named)
 
     def const(self, obj):
         """A global name for obj (held by the plan, read again at every replay)."""
@@ -122,6 +130,8 @@ class Recorder:
         """a shares memory with a contiguous array r the plan has (an argument's, a slice
         of an op's output, ...): a rebuilt at replay from r's buffer, offset and strides."""
         lo, hi = byte_bounds(a)
+        if self.indexed < len(self.named):
+            self._index_owners()
         for owner_name, r in self.owners.get(id(a.base), ()):
             start = r.__array_interface__["data"][0]
             if start <= lo and hi <= start + r.nbytes and a.dtype.itemsize:
@@ -192,7 +202,6 @@ class Recorder:
     # ---- recording ------------------------------------------------------------------------
     def record_op(self, op, parents, attrs, t):
         """t = op(*parents, **attrs) was just computed eagerly; emit its forward."""
-        from . import emit
         ins = [self.tensor_data(p) for p in parents]
         attr_src = {k: self.value(v) for k, v in attrs.items()}
         name = self.computed(t._data)
@@ -253,3 +262,6 @@ class Recorder:
         body = self.preamble + lines + [f"return {out_src}"]
         return "def plan(ARGS):\n" + "".join(
             "    " + line.replace("\n", "\n    ") + "\n" for line in body)
+
+
+from . import emit  # noqa: E402  (emit imports Poison from here)
