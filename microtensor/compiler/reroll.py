@@ -24,9 +24,12 @@ from collections import Counter
 import numpy as np
 
 # Names the recorder gives (v12, g7, K3, ix4, ...), integer and float literals, and string
-# literals (whole, so that nothing inside one is taken for a name).
-TOKEN = re.compile(r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\b(?:ix|[vgsruzodcaK])\d+\b"
-                   r"|\b\d+(?:\.\d+)?(?:e[+-]?\d+)?\b)")
+# literals (whole, so that nothing inside one is taken for a name). Written to start with a
+# character set, which lets the regex engine skip the text between tokens quickly; a token
+# starts a word ((?<!\w\w) after its first character) and ends one.
+TOKEN = re.compile(r"([vgsruzodcaKi\d'\"](?<!\w\w)(?:(?<=i)x\d+\b|(?<=[vgsruzodcaK])\d+\b"
+                   r"|(?<=\d)\d*(?:\.\d+)?(?:e[+-]?\d+)?\b|(?<=')(?:[^'\\]|\\.)*'"
+                   r"|(?<=\")(?:[^\"\\]|\\.)*\"))")
 NAME = re.compile(r"(?:ix|[vgsruzodcaK])\d+\Z")
 INT = re.compile(r"\d+\Z")
 
@@ -101,7 +104,7 @@ def _find(pieces):
             n = (b - a) // period + 1           # ids[a + k·period + j] agree for all k < n
             if (n - 1) * period >= MIN_SAVED:
                 found.append((n * period, a, period))
-    found.sort(key=lambda f: (-f[0], f[1]))
+    found.sort(key=lambda f: (-f[0], f[2], f[1]))     # longest, then the shortest body
     taken = []
     for size, lo, period in found:
         hi = lo + size
@@ -233,8 +236,24 @@ def _write(stmts, pieces, loops, owner, tail, ns):
         if not any(t in owner for t in toks):
             return "".join(p)
         p = list(p)
-        for q in range(1, len(p), 2):
-            p[q] = ref(p[q])
+        q = 1
+        while q < len(p):
+            r = _run(p, q, owner)
+            if r > q:                           # a loop's values in order: its buffer, starred
+                loop = owner[p[q]]
+                (a, v), (b, _) = loop.var_of[p[q]], loop.var_of[p[r]]
+                loop.buffered.add(v)
+                step = 1 if b > a else -1
+                stop = b + step
+                sl = (f"[{a or ''}:{'' if stop == loop.n else stop}]" if step == 1 else
+                      f"[{a}:{'' if stop < 0 else stop}:-1]")
+                p[q] = f"*_b{loop.index}_{v}{'' if sl == '[:]' else sl}"
+                for x in range(q + 1, r + 1):
+                    p[x] = ""
+                q = r + 2
+            else:
+                p[q] = ref(p[q])
+                q += 2
         return "".join(p)
 
     i, li = 0, 0
@@ -252,6 +271,36 @@ def _write(stmts, pieces, loops, owner, tail, ns):
     for x in out:
         lines.extend(x() if callable(x) else (x,))
     return lines, tail
+
+
+def _run(p, q, owner, least=4):
+    """The index of the last token of a run p[q], p[q+2], … (joined by ', ') of one loop
+    value's iterations in steps of +1 or -1, where a starred list may stand for it (an
+    argument list, a list, or a tuple with another element); q if there is none."""
+    loop = owner.get(p[q])
+    if loop is None:
+        return q
+    k, v = loop.var_of[p[q]]
+    r, step = q, 0
+    while r + 2 < len(p) and p[r + 1] == ", ":
+        o = owner.get(p[r + 2])
+        if o is not loop:
+            break
+        k2, v2 = o.var_of[p[r + 2]]
+        if v2 != v or abs(k2 - k) != 1 or (step and k2 - k != step):
+            break
+        step, k, r = k2 - k, k2, r + 2
+    if (r - q) // 2 + 1 < least:
+        return q
+    before, after = p[q - 1], p[r + 1] if r + 1 < len(p) else ""
+    if not (before.endswith(("(", "[", ", ")) and after.startswith((")", "]", ","))):
+        return q
+    if before.endswith("(") and after.startswith(")"):       # (x, y) alone: a call only
+        head = before[:-1]
+        if not (head and (head[-1].isalnum() or head[-1] in "_)]")) and not (
+                head == "" and q > 1):
+            return q
+    return r
 
 
 def _affine(a, b, k):

@@ -78,6 +78,17 @@ def test_chains_rerolled_call_for_call(n):
         assert len(lines) < 25
 
 
+def test_a_loops_values_read_in_order_or_reversed_are_its_buffer_starred():
+    stmts, tail = _chain(20)
+    hs = [f"v{2 * t + 2}" for t in range(20)]
+    stmts += [f"w0 = K5({', '.join(hs)})", f"w1 = K6([{', '.join(hs[::-1])}], K9)",
+              f"w2 = K7(({', '.join(hs[3:9])}, ), {', '.join(hs[15:5:-1])})",
+              f"w3 = K5(({', '.join(hs[2:6])}))"]           # a lone tuple: not starred
+    lines = _same_run(stmts, "(w0, w1, w2, w3)")
+    assert sum(line.count("*_b") for line in lines) == 4, lines
+    assert "for _k1 in range(20):" in lines                 # the shortest body repeating
+
+
 def test_carried_value_used_before_its_slot_and_a_mutated_accumulator():
     stmts = ["v0 = K0(0)", "v1 = K0(1)"]
     prev = "v1"
