@@ -106,7 +106,7 @@ def forward(rec, op, parents, ins, attrs, attr_src, name):
         return None
     if (op is ops.Linear or op is LinearAdd) and parents[0]._data.ndim == 2 \
             and active(op.name, "forward") and active(op.name, "backward"):
-        rec.emit(f"{name} = {ins[0]} @ {ins[1]}.T")
+        rec.emit(f"{name} = {ins[0]} @ {rec.transposed(ins[1])}")
         if len(ins) == 3:
             rec.emit(f"{name} += {ins[2]}")
         return None
@@ -183,8 +183,8 @@ def _bw_matmul(rec, t, info, g, out):
     if not (pa._data.ndim == 2 and pb._data.ndim == 2):
         return None
     a, b = info.ins
-    return [None if out[0] is None else _g(rec, out[0], f"{g.name} @ {b}.T"),
-            None if out[1] is None else _g(rec, out[1], f"{a}.T @ {g.name}")]
+    return [None if out[0] is None else _g(rec, out[0], f"{g.name} @ {rec.transposed(b)}"),
+            None if out[1] is None else _g(rec, out[1], f"{rec.transposed(a)} @ {g.name}")]
 
 
 def _bw_linear(rec, t, info, g, out):

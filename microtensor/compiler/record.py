@@ -54,6 +54,7 @@ class Recorder:
         self.received = set()               # argument indices the plan reads
         self.captured = {}                  # id(tensor) -> (name, tensor): pre-existing tensors read
         self.preamble = []
+        self.preamble_names = {}            # a name the preamble defines -> its .T's, once made
         self.draws = {}                     # local name of a random draw -> still unbound?
         self.counter = 0
         self.poisoned = None
@@ -68,12 +69,14 @@ class Recorder:
                 self.seen[id(a)] = a
                 name = f"a{i}"
                 self.preamble.append(f"{name} = ARGS[{i}].data")
+                self.preamble_names[name] = None
                 self.arg_tensor[id(a)] = i
                 self._name_array(a.data, name)
                 self.arg_of_name[name] = i
             elif isinstance(a, ndarray):
                 name = f"a{i}"
                 self.preamble.append(f"{name} = ARGS[{i}]")
+                self.preamble_names[name] = None
                 self._name_array(a, name)
                 self.arg_of_name[name] = i
 
@@ -97,6 +100,17 @@ class Recorder:
                 owner = a if a.base is None else a.base
                 owners.setdefault(id(owner), []).append((name, a))
         self.indexed = len(named)
+
+    def transposed(self, name):
+        """Source for name.T; a parameter's or an argument's transpose is taken once, in the
+        preamble (the same view every time: NumPy sees the same operand)."""
+        if name not in self.preamble_names:
+            return f"{name}.T"
+        t = self.preamble_names[name]
+        if t is None:
+            t = self.preamble_names[name] = f"{name}_T"
+            self.preamble.append(f"{t} = {name}.T")
+        return t
 
     def const(self, obj):
         """A global name for obj (held by the plan, read again at every replay)."""
@@ -169,6 +183,7 @@ class Recorder:
                 self.captured[id(t)] = (name, t)
                 self.snapshots[id(t)] = (t.data, t.data.copy())
                 self.preamble.append(f"{name} = {self.const(t)}.data")
+                self.preamble_names[name] = None
                 self._name_array(t.data, name)
                 return name
             return got[0]

@@ -180,7 +180,11 @@ def sum_(rec, prev, g, s, owned):
     owned.add(s)
     real = np.add(prev.real, g.real, dtype=prev.real.dtype)
     name = rec.computed(real, "g")
-    rec.emit(f"{name} = np.add({prev.name}, {g.name}, dtype={rec.const(prev.real.dtype)})")
+    if type(prev.real) is ndarray and type(g.real) is ndarray and \
+            g.real.dtype == prev.real.dtype:     # the same add: both already of its dtype
+        rec.emit(f"{name} = {prev.name} + {g.name}")
+    else:
+        rec.emit(f"{name} = np.add({prev.name}, {g.name}, dtype={rec.const(prev.real.dtype)})")
     if type(real) is not ndarray:
         real = np.asarray(real)
         name = rec.record_array(real, f"asarray({name})")
