@@ -29,6 +29,15 @@ class Poison(Exception):
     """Raised inside the recorder when the trace cannot be replayed (caught by the patches)."""
 
 
+def _plain(v):
+    """v is an int, None, ..., or a slice of ints and None, or a tuple of those."""
+    if isinstance(v, tuple):
+        return all(_plain(x) for x in v)
+    if isinstance(v, slice):
+        return all(x is None or type(x) is int for x in (v.start, v.stop, v.step))
+    return v is None or v is Ellipsis or type(v) is int
+
+
 class NodeInfo:
     """A recorded op output: the names of its data and saved values, its inputs' names."""
     __slots__ = ("name", "saved", "ins", "attrs", "tensor")
@@ -43,6 +52,7 @@ class Recorder:
         self.lines = []
         self.ns = {"np": np, "ndarray": ndarray, "asarray": np.asarray}
         self.const_names = {}               # id(object) -> global name
+        self.plain_consts = {}              # repr of an index of slices -> global name
         self.names = {}                     # id(array) -> local name, for arrays the plan has
         self.owners = {}                    # id(memory owner) -> [(name, contiguous array)]
         self.named = []                     # (name, array) for every array named, in order:
@@ -111,6 +121,15 @@ class Recorder:
             t = self.preamble_names[name] = f"{name}_T"
             self.preamble.append(f"{t} = {name}.T")
         return t
+
+    def plain_const(self, v):
+        """A global name for an index of ints, slices, None and ... (one per value: no slice
+        objects built at every replay)."""
+        key = repr(v)
+        name = self.plain_consts.get(key)
+        if name is None:
+            name = self.plain_consts[key] = self.const(v)
+        return name
 
     def const(self, obj):
         """A global name for obj (held by the plan, read again at every replay)."""
@@ -199,6 +218,9 @@ class Recorder:
             return "..." if v is Ellipsis else repr(v)
         if isinstance(v, float) and np.isfinite(v):
             return repr(v)
+        if (isinstance(v, slice) or isinstance(v, tuple) and any(
+                isinstance(x, slice) for x in v)) and _plain(v):
+            return self.plain_const(v)
         if isinstance(v, tuple):
             return "(" + "".join(self.value(x) + ", " for x in v) + ")"
         if isinstance(v, list):
