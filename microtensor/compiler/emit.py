@@ -15,7 +15,7 @@ import numpy as np
 from .. import ops
 from ..ops.linalg import LinearAdd, Outer
 from ..ops.shape import Scatter
-from .record import Poison
+from .record import M, Poison
 from .walk import SymOuter, SymScatter, Val
 
 ndarray = np.ndarray
@@ -231,7 +231,7 @@ def _bw_transpose(rec, t, info, g, out):
 def _pieces(rec, r, out):
     vals = []
     for i, o in enumerate(out):
-        vals.append(None if o is None else _g(rec, o, f"{r}[{i}]"))
+        vals.append(None if o is None else _g(rec, o, f"{r}[{M}{i}{M}]"))
     return vals
 
 
@@ -346,7 +346,7 @@ def _generic(rec, t, info, g, out):
             vals.append(SymScatter(ix, o.index, _g(rec, o.values, f"{r}[{i}].values"), o.shape,
                                    o.repeats))
         elif isinstance(o, (ndarray, np.generic)):
-            vals.append(_g(rec, o, f"{r}[{i}]"))
+            vals.append(_g(rec, o, f"{r}[{M}{i}{M}]"))
         else:
             raise Poison(f"{t.op.name}: a gradient of type {type(o).__name__} compile cannot "
                          f"replay")

@@ -23,6 +23,7 @@ except ImportError:                     # NumPy < 2
     from numpy import byte_bounds  # type: ignore[attr-defined,no-redef]
 
 ndarray = np.ndarray
+M = "\x02"          # around every name and number in a statement: the rerolling pass splits there
 
 
 class Poison(Exception):
@@ -77,14 +78,14 @@ class Recorder:
             from ..tensor import Tensor
             if isinstance(a, Tensor):
                 self.seen[id(a)] = a
-                name = f"a{i}"
+                name = f"{M}a{i}{M}"
                 self.preamble.append(f"{name} = ARGS[{i}].data")
                 self.preamble_names[name] = None
                 self.arg_tensor[id(a)] = i
                 self._name_array(a.data, name)
                 self.arg_of_name[name] = i
             elif isinstance(a, ndarray):
-                name = f"a{i}"
+                name = f"{M}a{i}{M}"
                 self.preamble.append(f"{name} = ARGS[{i}]")
                 self.preamble_names[name] = None
                 self._name_array(a, name)
@@ -93,7 +94,7 @@ class Recorder:
     # ---- names ----------------------------------------------------------------------------
     def new(self, prefix):
         self.counter += 1
-        return f"{prefix}{self.counter}"
+        return f"{M}{prefix}{self.counter}{M}"
 
     def emit(self, line):
         self.lines.append(line)
@@ -135,8 +136,9 @@ class Recorder:
         """A global name for obj (held by the plan, read again at every replay)."""
         name = self.const_names.get(id(obj))
         if name is None:
-            name = self.const_names[id(obj)] = f"K{len(self.const_names)}"
-            self.ns[name] = obj
+            plain = f"K{len(self.const_names)}"
+            name = self.const_names[id(obj)] = f"{M}{plain}{M}"
+            self.ns[plain] = obj
             self.keep.append(obj)
         return name
 
@@ -170,7 +172,7 @@ class Recorder:
             if start <= lo and hi <= start + r.nbytes and a.dtype.itemsize:
                 name = self.computed(a)
                 self.emit(f"{name} = ndarray({a.shape!r}, {self.const(a.dtype)}, "
-                          f"buffer={owner_name}, offset={a.__array_interface__['data'][0] - start}"
+                          f"buffer={owner_name}, offset={M}{a.__array_interface__['data'][0] - start}{M}"
                           f", strides={a.strides!r})")
                 i = self.arg_of_name.get(owner_name)
                 if i is not None:
@@ -194,11 +196,11 @@ class Recorder:
         i = self.arg_tensor.get(id(t))
         if i is not None:
             self.received.add(i)
-            return f"a{i}"
+            return f"{M}a{i}{M}"
         if t.seq < self.seq0:                       # a parameter, a buffer, a closure's tensor
             got = self.captured.get(id(t))
             if got is None:
-                name = f"c{len(self.captured)}"
+                name = f"{M}c{len(self.captured)}{M}"
                 self.captured[id(t)] = (name, t)
                 self.snapshots[id(t)] = (t.data, t.data.copy())
                 self.preamble.append(f"{name} = {self.const(t)}.data")
@@ -214,10 +216,10 @@ class Recorder:
         """Source text for an attribute or argument value (arrays bound, the rest literal)."""
         if isinstance(v, ndarray):
             return self.bind(v)
+        if type(v) is int or isinstance(v, float) and np.isfinite(v):
+            return f"{M}{v!r}{M}"
         if v is None or v is Ellipsis or isinstance(v, (bool, int, str)):
             return "..." if v is Ellipsis else repr(v)
-        if isinstance(v, float) and np.isfinite(v):
-            return repr(v)
         if (isinstance(v, slice) or isinstance(v, tuple) and any(
                 isinstance(x, slice) for x in v)) and _plain(v):
             return self.plain_const(v)
@@ -234,7 +236,7 @@ class Recorder:
 
     def poison(self, reason):
         if self.poisoned is None:
-            self.poisoned = reason
+            self.poisoned = reason.replace(M, "")
 
     # ---- recording ------------------------------------------------------------------------
     def record_op(self, op, parents, attrs, t):
@@ -298,7 +300,7 @@ class Recorder:
             lines, out_src = rerolled(lines, out_src, self.ns)
         body = self.preamble + lines + [f"return {out_src}"]
         return "def plan(ARGS):\n" + "".join(
-            "    " + line.replace("\n", "\n    ") + "\n" for line in body)
+            "    " + line.replace("\n", "\n    ") + "\n" for line in body).replace(M, "")
 
 
 from . import emit  # noqa: E402  (emit imports Poison from here)

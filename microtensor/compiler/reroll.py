@@ -19,8 +19,6 @@ it stands for, so a replay stays bitwise eager's; only the Python around them ch
 (fewer lines to compile, locals freed an iteration later instead of at the end of the plan).
 """
 import re
-from collections import Counter
-
 import numpy as np
 
 # Names the recorder gives (v12, g7, K3, ix4, ...), integer and float literals, and string
@@ -30,6 +28,7 @@ import numpy as np
 TOKEN = re.compile(r"([vgsruzodcaKi\d'\"](?<!\w\w)(?:(?<=i)x\d+\b|(?<=[vgsruzodcaK])\d+\b"
                    r"|(?<=\d)\d*(?:\.\d+)?(?:e[+-]?\d+)?\b|(?<=')(?:[^'\\]|\\.)*'"
                    r"|(?<=\")(?:[^\"\\]|\\.)*\"))")
+MARK = "\x02"       # the recorder writes one before and after every name and number (record.M)
 NAME = re.compile(r"(?:ix|[vgsruzodcaK])\d+\Z")
 INT = re.compile(r"\d+\Z")
 
@@ -57,21 +56,19 @@ def reroll(stmts, tail, ns):
     n_stmts = len(stmts)
     if n_stmts < 2 * MIN_SAVED:
         return stmts, tail
-    pieces = [TOKEN.split(s) for s in stmts]
-    regions = _find(pieces)
+    pieces = [s.split(MARK) if MARK in s else TOKEN.split(s) for s in stmts]
+    keys = list(map("\0".join, [p[0::2] for p in pieces]))     # a statement without operands
+    regions = _find(keys)
     if not regions:
         return stmts, tail
-    defs = {}
-    for i, p in enumerate(pieces):
-        m = _lhs(p)
-        if m:
-            defs.setdefault(p[1], i)
-            if m == 2:
-                defs.setdefault(p[3], i)
+    toks = [p[1::2] for p in pieces]
+    defs = {t[0]: i for i, (k, t) in enumerate(zip(keys, toks))
+            if k[:4] == "\0 = " or k[:7] == "\0, \0 = "}       # name -> the statement making it
+    defs.update({t[1]: i for i, (k, t) in enumerate(zip(keys, toks)) if k[:7] == "\0, \0 = "})
     loops, owner = [], {}               # owner: name -> the Loop that defines it
     for start, period, n in regions:
         loop = Loop(len(loops), start, period, n)
-        if _analyse(loop, pieces, defs, owner):
+        if _analyse(loop, keys, toks, defs, owner):
             loops.append(loop)
             for name in loop.var_of:
                 owner[name] = loop
@@ -82,20 +79,17 @@ def reroll(stmts, tail, ns):
 
 # ---- finding repeated blocks ---------------------------------------------------------------
 
-def _find(pieces):
+def _find(keys):
     """[(start, period, iterations)] in order of start: non-overlapping runs of a repeating
     statement pattern (statement text without its names and numbers), longest taken first."""
-    table = {}
-    ids = np.fromiter((table.setdefault("\0".join(p[0::2]), len(table)) for p in pieces),
-                      dtype=np.int64, count=len(pieces))
-    last, gaps = {}, []
-    for i, t in enumerate(ids.tolist()):
-        j = last.get(t)
-        if j is not None:
-            gaps.append(i - j)
-        last[t] = i
+    ids = np.array(list(map({}.setdefault, keys, range(len(keys)))), dtype=np.int64)
+    order = np.argsort(ids, kind="stable")      # each statement after the last like it:
+    after = ids[order[1:]] == ids[order[:-1]]
+    gaps = (order[1:] - order[:-1])[after]      # how far back that one is
+    values, counts = np.unique(gaps, return_counts=True)
+    best = np.argsort(-counts, kind="stable")[:8]
     found = []
-    for period, count in Counter(gaps).most_common(8):
+    for period, count in zip(values[best].tolist(), counts[best].tolist()):
         if count < MIN_SAVED:
             break
         eq = np.concatenate(([0], (ids[:-period] == ids[period:]).view(np.int8), [0]))
@@ -124,19 +118,12 @@ def _find(pieces):
 
 # ---- what each operand of a body is ------------------------------------------------------
 
-def _lhs(p):
-    """How many names statement p (split into pieces) defines: `v1 = …` or `v1, s2 = …`."""
-    if p[0] or len(p) < 3:
-        return 0
-    sep = p[2]
-    if sep[:3] == " = " and p[1][0] != "K":
-        return 1
-    if sep == ", " and len(p) > 4 and p[4][:3] == " = ":
-        return 2
-    return 0
+def _lhs(key):
+    """How many names a statement defines (`v1 = …` or `v1, s2 = …`), from its key."""
+    return 1 if key[:4] == "\0 = " else 2 if key[:7] == "\0, \0 = " else 0
 
 
-def _analyse(loop, pieces, defs, owner):
+def _analyse(loop, keys, toks, defs, owner):
     """Classify every operand of the body from iterations 0 and 1, then check all of them
     (one column of n tokens at a time); the loop ends before the first iteration that does
     not fit. False if what is left saves too little."""
@@ -144,9 +131,9 @@ def _analyse(loop, pieces, defs, owner):
     end = s + P * n
     cols, lhs0, varcol, slot_of_var = [], [], {}, {}
     for j in range(P):
-        col = list(zip(*[pieces[i][1::2] for i in range(s + j, end, P)]))
+        col = list(zip(*toks[s + j:end:P]))
         cols.append(col)
-        names = col[:_lhs(pieces[s + j])]
+        names = col[:_lhs(keys[s + j])]
         lhs0.append([c[0] for c in names])
         for c in names:
             varcol[c[0]] = c
@@ -266,7 +253,7 @@ def _write(stmts, pieces, loops, owner, tail, ns):
             continue
         out.append(rewritten(pieces[i]) if owner else stmts[i])
         i += 1
-    tail = rewritten(TOKEN.split(tail))
+    tail = rewritten(tail.split(MARK) if MARK in tail else TOKEN.split(tail))
     lines = []
     for x in out:
         lines.extend(x() if callable(x) else (x,))
