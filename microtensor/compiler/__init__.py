@@ -3,8 +3,10 @@
 The first call of a signature runs fn eagerly while recording what it does (forward ops,
 backward through the engine's recorded walk, whole calls such as optimizer.step()); the
 record becomes the source of one Python function, the plan, of NumPy calls only: no Tensor,
-no heap, no dict per op. Later calls whose guards hold run the plan. Its results are bitwise
-eager's: the same NumPy calls on the same arrays in the same order.
+no heap, no dict per op. A block of statements the record repeats (an unrolled step: T
+bodies forward, T in reverse backward) is written once, as a loop over per-step lists
+(reroll.py). Later calls whose guards hold run the plan. Its results are bitwise eager's:
+the same NumPy calls on the same arrays in the same order.
 
 Guards. The cache key: grad mode; for every argument (tuples, lists and dicts are walked)
 its kind, and a Tensor's or array's shape, dtype, strides and requires_grad; Python numbers,

@@ -218,6 +218,8 @@ class Recorder:
             return self.bind(v)
         if type(v) is int or isinstance(v, float) and np.isfinite(v):
             return f"{M}{v!r}{M}"
+        if isinstance(v, str) and M in v:
+            return self.const(v)                    # the marker itself: held, not written
         if v is None or v is Ellipsis or isinstance(v, (bool, int, str)):
             return "..." if v is Ellipsis else repr(v)
         if (isinstance(v, slice) or isinstance(v, tuple) and any(
