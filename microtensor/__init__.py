@@ -6,8 +6,8 @@ from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .creation import (arange, as_tensor, full, generator, get_rng_state, manual_seed, ones,
                        ones_like, rand, randn, set_rng_state, tensor, zeros, zeros_like)
 from .errors import (AnomalyError, ArgumentError, CheckpointError, DTypeError, GradcheckError,
-                     GraphError, GraphGrowthWarning, IndexOutOfRange, MicrotensorError,
-                     ShapeError, VersionError)
+                     GraphError, GraphGrowthWarning, GuardError, IndexOutOfRange,
+                     MicrotensorError, ShapeError, VersionError)
 from .functions import (abs, broadcast_to, clip, concat, exp, expand_dims, flatten, log,
                         matmul, max, maximum, mean, min, minimum, relu, reshape, sigmoid, split,
                         sqrt, squeeze, stack, sum, tanh, transpose, where)

@@ -19,11 +19,13 @@ class Op:
     forward(*arrays, **attrs) -> (out, saved): `saved` is what backward needs besides the
     inputs and the output, which it reads from ctx.
     backward(ctx, g) -> one gradient per input, in argument order. `ctx` is the output
-    tensor: ctx.data (the result), ctx.parents (the input tensors: .data, .requires_grad),
-    ctx.saved and ctx.xp, the array namespace (ops/xp.py). g is the gradient of the output;
+    tensor: ctx._data (the result), ctx.parents (the input tensors: ._data, .requires_grad),
+    ctx.saved and ctx.xp, the array namespace (ops/xp.py). (`_data` is the array itself; the
+    public `.data` is a property that guards what it hands out, and a backward reads
+    hundreds of arrays per step.) g is the gradient of the output;
     backward must not write into g or into any array it did not allocate (g may also reach
     other inputs). A backward is written once, for both paths: it reads the output and the
-    inputs only through ctx.data and ctx.parents[i].data, and calls ctx.xp (never `np`) on
+    inputs only through ctx._data and ctx.parents[i]._data, and calls ctx.xp (never `np`) on
     anything derived from them or from g. On the first-order path those are ndarrays and
     ctx.xp is NumPy; with create_graph=True they are Tensors and ctx.xp spells the same
     names with microtensor's ops (create_graph.py), so the formula builds a graph that can
@@ -41,7 +43,7 @@ class Op:
     forward; Tensor's methods then call the ufunc without a Python frame in between.
 
     What backward reads besides g, so that a write into it between forward and backward is
-    caught (versions.py): `reads_output` — ctx.data; `reads_inputs` — the positions of the
+    caught (versions.py): `reads_output` — ctx._data; `reads_inputs` — the positions of the
     inputs whose arrays it reads, through ctx.parents or ctx.saved (None: all of them). An
     op whose output can be a view of its input's memory declares `view = True`. The
     defaults are the safe ones; tests/test_versions.py checks every op's declaration.
@@ -344,7 +346,7 @@ def _store_grad(t, g, ours=False):
     elif type(t.grad) is ndarray:
         t.grad += g
     else:
-        t.grad = np.add(t.grad.data, g, dtype=t._data.dtype)
+        t.grad = np.add(t.grad._data, g, dtype=t._data.dtype)
 
 
 def _check_grad_target(t, shape):

@@ -21,6 +21,10 @@ class VersionError(GraphError):
     """An array backward needs was written in place, or replaced, after the op saved it."""
 
 
+class GuardError(MicrotensorError, ValueError):
+    """A NumPy write into memory a live graph will read in backward (versions.py's guards)."""
+
+
 class AnomalyError(MicrotensorError, FloatingPointError):
     """Anomaly mode found a NaN or an infinity; `.tensor` is where (drawn red by mt.viz)."""
 

@@ -61,7 +61,7 @@ def _reduce(loss, reduction, name):
 
 
 def _targets(name, logp, targets):
-    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    t = np.asarray(targets._data if isinstance(targets, Tensor) else targets)
     n, c = logp.shape
     if t.dtype.kind not in "iu":
         raise ShapeError(f"{name}: targets must be integer class indices, got dtype {t.dtype}")
@@ -113,7 +113,7 @@ def mse_loss(pred, target, reduction="mean"):
 
 def one_hot(indices, num_classes, dtype=np.float64):
     """A (…, num_classes) tensor with 1 at each index (float64 by default, ready for matmul)."""
-    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    idx = np.asarray(indices._data if isinstance(indices, Tensor) else indices)
     if idx.dtype.kind not in "iu" or (idx.size and (idx.min() < 0 or idx.max() >= num_classes)):
         raise ShapeError(f"one_hot: indices must be integers in [0, {num_classes}); "
                          f"got dtype {idx.dtype}" + (f", range [{idx.min()}, {idx.max()}]"

@@ -136,7 +136,7 @@ def minimum(a: TensorLike, b: TensorLike) -> Tensor:
 
 def where(cond: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     """a where cond is true, else b; differentiable in a and b."""
-    cond = np.array(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)  # a copy
+    cond = np.array(cond._data if isinstance(cond, Tensor) else cond, dtype=bool)  # a copy
     return apply(ops.Where, *_pair(a, b), cond=cond)
 
 

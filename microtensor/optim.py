@@ -78,7 +78,7 @@ class Optimizer:
                     st = state[i] = {}
                 g = p.grad          # a Tensor after backward(create_graph=True): its values
                 with versions.writing(p) as x:
-                    self._update(x, g if type(g) is np.ndarray else g.data, st, group)
+                    self._update(x, g if type(g) is np.ndarray else g._data, st, group)
         return loss
 
     def _update(self, x, g, st, group):
@@ -118,7 +118,7 @@ class Optimizer:
             if not isinstance(st, dict):
                 problems.append(f"state[{i}] is a {type(st).__name__}, not a dict")
                 continue
-            x = self.params[i].data
+            x = self.params[i]._data
             new_state[i] = {}
             for k, v in st.items():
                 if isinstance(v, np.ndarray):

@@ -82,7 +82,7 @@ def _encode(obj, keys, arrays, open_containers):
     if isinstance(obj, (np.ndarray, np.generic, Tensor)):
         kind = "tensor" if isinstance(obj, Tensor) else \
             "array" if isinstance(obj, np.ndarray) else "npscalar"
-        arr = np.asarray(obj.data if isinstance(obj, Tensor) else obj)
+        arr = np.asarray(obj._data if isinstance(obj, Tensor) else obj)
         if arr.dtype.hasobject:
             raise CheckpointError(f"save: the array at '{_where(keys)}' has dtype object, which "
                                   f"a checkpoint cannot hold without pickle")

@@ -7,7 +7,7 @@ from .autograd import OFF, STATE, TensorMeta, current_mode, next_seq, run_backwa
 from .errors import ArgumentError, DTypeError, GraphError, ShapeError, error_kind
 from .ops import (Abs, Add, Div, Exp, Log, MatMul, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub,
                   Tanh)
-from .versions import PRIVATE, expose, lease_leaf, note_replace, note_write
+from .versions import PRIVATE, expose, hand_out, lease_leaf, note_replace, note_write
 
 _new = object.__new__
 ndarray = np.ndarray
@@ -57,6 +57,16 @@ def _lease_leaves(op, parents, t):
     for i, q in enumerate(parents):
         if q.op is None and q.saved is None and (guards is None or i in guards):
             lease_leaf(q, t)
+
+
+def _own_array(t, value):
+    """value as an ndarray: t's own array when value is a view of all of it (x.data = x.data),
+    else a plain view of value (a subclass never becomes a tensor's array)."""
+    d = getattr(t, "_data", None)
+    if d is not None and value.base is d and value.shape == d.shape \
+            and value.strides == d.strides and value.dtype == d.dtype:
+        return d
+    return value.view(ndarray)
 
 
 def _unary_op(op):
@@ -228,15 +238,17 @@ class Tensor:
         """The tensor's ndarray, shared (not copied). While a graph that reads it is live the
         array is read-only, so a NumPy write into it raises (versions.py): write through the
         in-place ops (x += 1, x.zero_(), under mt.no_grad() for a parameter) instead."""
-        if self.op is None or STATE.walking:
-            return self._data
-        return expose(self)
+        return hand_out(self)
 
     @data.setter
     def data(self, value):
         """Replace the array; a graph that read the old one then refuses to backward."""
         if not isinstance(value, ndarray):
             value = np.asarray(value)
+        elif type(value) is not ndarray:        # a GuardedArray: .data handed it out while
+            value = _own_array(self, value)     # locked, so nothing wrote through it
+            if value is getattr(self, "_data", None):
+                return                          # x.data = x.data: nothing changed
         try:
             same = value is self._data
         except AttributeError:              # a tensor being built
@@ -284,7 +296,8 @@ class Tensor:
         return self
 
     def numpy(self):
-        return self.data
+        """The tensor's ndarray, shared as .data is (np.array(x) for a copy)."""
+        return hand_out(self)
 
     def item(self):
         return self._data.item()
@@ -294,7 +307,9 @@ class Tensor:
 
     def detach(self):
         """The same data, cut from the graph (shares memory, requires no grad)."""
-        return _leaf(self.data)
+        if self.op is not None:
+            expose(self)                    # the caller holds the memory now: lock it
+        return _leaf(self._data)
 
     def clone(self):
         """A copy of the data, in the graph: its gradient passes through unchanged (the
@@ -304,7 +319,9 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         if dtype is not None and dtype != self._data.dtype:
             return self._data.astype(dtype)
-        return self._data.copy() if copy else self.data
+        if copy:
+            return self._data.copy()
+        return expose(self) if self.op is not None else self._data
 
     def __repr__(self):
         body = np.array2string(self._data, separator=", ", prefix="tensor(")
@@ -556,8 +573,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     constant zero Tensor); retain_graph defaults to it.
     """
     found = _grads(outputs, inputs, grad_outputs, retain_graph, create_graph)
-    zero = (lambda t: _leaf(np.zeros_like(t.data))) if create_graph else \
-        (lambda t: np.zeros_like(t.data))
+    zero = (lambda t: _leaf(np.zeros_like(t._data))) if create_graph else \
+        (lambda t: np.zeros_like(t._data))
     return tuple(zero(t) if g is None else g for t, g in found)
 
 

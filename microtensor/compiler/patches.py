@@ -89,7 +89,7 @@ def _compare(symbol, orig):
         res = orig(self, other)
         if rec is not None:
             _safe(rec, lambda: rec.record_array(
-                res.data, f"{rec.tensor_data(self)} {symbol} {rec.value(other)}"))
+                res._data, f"{rec.tensor_data(self)} {symbol} {rec.value(other)}"))
         return res
     return method
 
@@ -100,7 +100,7 @@ def _astype(orig):
         res = orig(self, dtype)
         if rec is not None and res is not self and np.dtype(dtype).kind != "f":
             _safe(rec, lambda: rec.record_array(
-                res.data, f"{rec.tensor_data(self)}.astype({rec.const(np.dtype(dtype))})"))
+                res._data, f"{rec.tensor_data(self)}.astype({rec.const(np.dtype(dtype))})"))
         return res
     return astype
 
@@ -111,10 +111,10 @@ def _init(orig):
         orig(self, data, requires_grad, dtype)
         if rec is not None:
             rec.seen[id(self)] = self
-            src = data.data if isinstance(data, Tensor) else data
+            src = data._data if isinstance(data, Tensor) else data
             if isinstance(src, ndarray):
                 dt = "None" if dtype is None else rec.const(dtype)
-                _safe(rec, lambda: rec.record_array(self.data,
+                _safe(rec, lambda: rec.record_array(self._data,
                                                     f"np.array({rec.bind(src)}, dtype={dt})"))
     return __init__
 
@@ -186,7 +186,7 @@ def _validated(name):
     def loss(inp, targets, reduction="mean"):
         rec = active()
         if rec is not None:
-            t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+            t = np.asarray(targets._data if isinstance(targets, Tensor) else targets)
             shape = getattr(inp, "shape", None)
 
             def record():
@@ -206,11 +206,11 @@ def _one_hot(orig):
         out = orig(indices, num_classes, dtype)
         if rec is not None:
             def record():
-                idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+                idx = np.asarray(indices._data if isinstance(indices, Tensor) else indices)
                 src = rec.lookup(idx)
                 if src is not None:
-                    rec.record_array(out.data, f"{rec.const(orig)}({src}, {num_classes!r}, "
-                                               f"{rec.const(dtype)}).data")
+                    rec.record_array(out._data, f"{rec.const(orig)}({src}, {num_classes!r}, "
+                                               f"{rec.const(dtype)})._data")
             _safe(rec, record)
         return out
     return one_hot
@@ -221,7 +221,7 @@ def _embedding(orig):
         rec = active()
         if rec is not None:
             def record():
-                idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+                idx = np.asarray(indices._data if isinstance(indices, Tensor) else indices)
                 src = rec.lookup(idx)
                 if src is not None:
                     rec.emit(f"{rec.const(layers.check_indices)}({src}, "
@@ -237,7 +237,7 @@ def _where(orig):
         if rec is None:
             return orig(cond, a, b)
         # MIRROR of functions.where, with the condition's copy recorded
-        src = cond.data if isinstance(cond, Tensor) else cond
+        src = cond._data if isinstance(cond, Tensor) else cond
         c = np.array(src, dtype=bool)
         if isinstance(src, ndarray):
             _safe(rec, lambda: rec.lookup(src) is not None and rec.record_array(

@@ -64,9 +64,9 @@ class Recorder:
             if isinstance(a, Tensor):
                 self.seen[id(a)] = a
                 name = f"a{i}"
-                self.preamble.append(f"{name} = ARGS[{i}].data")
+                self.preamble.append(f"{name} = ARGS[{i}]._data")
                 self.arg_tensor[id(a)] = i
-                self._name_array(a.data, name)
+                self._name_array(a._data, name)
                 self.arg_of_name[name] = i
             elif isinstance(a, ndarray):
                 name = f"a{i}"
@@ -156,14 +156,14 @@ class Recorder:
             if got is None:
                 name = f"c{len(self.captured)}"
                 self.captured[id(t)] = (name, t)
-                self.snapshots[id(t)] = (t.data, t.data.copy())
-                self.preamble.append(f"{name} = {self.const(t)}.data")
-                self._name_array(t.data, name)
+                self.snapshots[id(t)] = (t._data, t._data.copy())
+                self.preamble.append(f"{name} = {self.const(t)}._data")
+                self._name_array(t._data, name)
                 return name
             return got[0]
         if t.op is not None:
             raise Poison(f"a tensor made by an op compile did not record ({t.op.name})")
-        return self.bind(t.data)                    # a leaf made inside fn
+        return self.bind(t._data)                   # a leaf made inside fn
 
     def value(self, v):
         """Source text for an attribute or argument value (arrays bound, the rest literal)."""
@@ -194,9 +194,9 @@ class Recorder:
         from . import emit
         ins = [self.tensor_data(p) for p in parents]
         attr_src = {k: self.value(v) for k, v in attrs.items()}
-        name = self.computed(t.data)
+        name = self.computed(t._data)
         saved = emit.forward(self, op, parents, ins, attrs, attr_src, name)
-        if t.data.ndim == 0:
+        if t._data.ndim == 0:
             self.emit(f"if type({name}) is not ndarray: {name} = asarray({name})")
         self.node[id(t)] = NodeInfo(name, saved, ins, attr_src, t)
         self.keep.append(t)

@@ -128,7 +128,7 @@ def _add_into(g, buf, rec):
 
 def conform(rec, g, p, node):
     """MIRROR of autograd._conform (with the loop's check before it)."""
-    shape = p.data.shape
+    shape = p._data.shape
     if not isinstance(g, Val):
         if g.shape != shape:
             raise ShapeError(f"{where(node, p)}: the gradient has shape {g.shape}, but the "
@@ -299,7 +299,7 @@ def _walk(rec, roots, root_grads, retain_graph, capture):
         for i in capture - captured.keys():
             t = rec.seen.get(i)
             if t is not None:
-                z = np.zeros_like(t.data)
+                z = np.zeros_like(t._data)
                 rec.record_array(z, f"np.zeros_like({rec.tensor_data(t)})")
                 captured[i] = z
     if not retain_graph:
@@ -311,10 +311,10 @@ def _walk(rec, roots, root_grads, retain_graph, capture):
 
 def _captured(rec, g, t, ours):
     """MIRROR of _visit's capture: mt.grad's result for t."""
-    if ours and g.real.dtype == t.data.dtype:
+    if ours and g.real.dtype == t._data.dtype:
         return g.real
-    real = np.array(g.real, dtype=t.data.dtype)
-    rec.record_array(real, f"np.array({g.name}, dtype={rec.const(t.data.dtype)})")
+    real = np.array(g.real, dtype=t._data.dtype)
+    rec.record_array(real, f"np.array({g.name}, dtype={rec.const(t._data.dtype)})")
     return real
 
 

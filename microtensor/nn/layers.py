@@ -40,7 +40,7 @@ class Linear(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x):
-        check_dtype("Linear", "the input", getattr(x, "dtype", None), self.weight.data.dtype)
+        check_dtype("Linear", "the input", getattr(x, "dtype", None), self.weight._data.dtype)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
@@ -61,7 +61,7 @@ class Embedding(Module):
         init.normal_(self.weight)
 
     def forward(self, indices):
-        idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+        idx = np.asarray(indices._data if isinstance(indices, Tensor) else indices)
         check_indices(idx, self.num_embeddings)
         return self.weight[idx]
 

@@ -17,7 +17,7 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad=True):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
         data = np.array(data)
         if data.dtype.kind != "f":
             data = data.astype(np.float64)
@@ -220,8 +220,8 @@ class Module:
         if dtype.kind != "f":
             raise DTypeError(f"Module.to: expected a floating-point dtype, got {dtype}")
         for t in [*self.parameters(), *self.buffers()]:
-            if t.data.dtype.kind == "f" and t.data.dtype != dtype:
-                t.data = t.data.astype(dtype)
+            if t._data.dtype.kind == "f" and t._data.dtype != dtype:
+                t.data = t._data.astype(dtype)
                 if t.grad is not None:
                     t.grad = t.grad.astype(dtype)
         return self
@@ -240,7 +240,7 @@ class Module:
 
     def state_dict(self):
         """An OrderedDict of dotted name -> a copy of the parameter's or buffer's array."""
-        return OrderedDict((k, t.data.copy()) for k, t in self._state_tensors().items())
+        return OrderedDict((k, t._data.copy()) for k, t in self._state_tensors().items())
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays from state_dict into the parameters and buffers, in place.
@@ -258,12 +258,12 @@ class Module:
             if k not in state_dict:
                 continue
             v = state_dict[k]
-            v = np.asarray(v.data if isinstance(v, Tensor) else v)
-            if v.shape != t.data.shape:
-                mismatched.append(f"{k}: shape {v.shape} in the state dict, {t.data.shape} "
+            v = np.asarray(v._data if isinstance(v, Tensor) else v)
+            if v.shape != t._data.shape:
+                mismatched.append(f"{k}: shape {v.shape} in the state dict, {t._data.shape} "
                                   f"in the model")
-            elif not _castable(v.dtype, t.data.dtype):
-                mismatched.append(f"{k}: dtype {v.dtype} in the state dict, {t.data.dtype} "
+            elif not _castable(v.dtype, t._data.dtype):
+                mismatched.append(f"{k}: dtype {v.dtype} in the state dict, {t._data.dtype} "
                                   f"in the model")
             else:
                 values.append((t, v))

@@ -132,7 +132,7 @@ def _structure(names, H, B):
 def _check_dtype(cell, name, what, dtype):
     """An input's float dtype must be the cell's parameters' (nn.layers.check_dtype)."""
     for p in cell.parameters():
-        check_dtype(name, what, dtype, p.data.dtype)
+        check_dtype(name, what, dtype, p._data.dtype)
         return
 
 
@@ -153,7 +153,7 @@ def _check_state(cell, state, batch, where, name):
                          f"(shapes {shapes if len(shapes) > 1 else shapes[0]}, as "
                          f"initial_state({batch}))")
     for part in parts:
-        _check_dtype(cell, name, where, part.data.dtype)
+        _check_dtype(cell, name, where, part._data.dtype)
 
 
 def _check_initial(cell, state, name):
@@ -174,7 +174,7 @@ def _check_initial(cell, state, name):
 
 
 def _check_lengths(cell, lengths, T, B):
-    lengths = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
+    lengths = np.asarray(lengths._data if isinstance(lengths, Tensor) else lengths)
     if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
         raise ShapeError(f"{type(cell).__name__}: lengths must be {B} integers (one per "
                          f"sequence of the batch); got shape {lengths.shape}, dtype "
@@ -212,7 +212,7 @@ def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
         dims = (B, T, cell.input_size) if batch_first else (T, B, cell.input_size)
         raise ShapeError(f"{name}: xs has {I} features, expected I = {cell.input_size} "
                          f"(xs of shape {layout} = {dims})")
-    _check_dtype(cell, name, "xs", xs.data.dtype)
+    _check_dtype(cell, name, "xs", xs._data.dtype)
     if state is None:
         state = cell.initial_state(B, dtype=xs.dtype)
         _check_initial(cell, state, type(cell).__name__)

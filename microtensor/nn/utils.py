@@ -11,7 +11,7 @@ def _grads(parameters):
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     # a Tensor .grad (left by backward(create_graph=True)) is clipped in its values, as torch
-    return [p.grad if isinstance(p.grad, np.ndarray) else p.grad.data
+    return [p.grad if isinstance(p.grad, np.ndarray) else p.grad._data
             for p in parameters if p.grad is not None]
 
 

@@ -271,7 +271,7 @@ class _Labels:
         if anomaly:
             fields.append(f"anomaly: {anomaly}")
         if self.shapes:
-            shape = "scalar" if t.data.ndim == 0 else str(t.data.shape)
+            shape = "scalar" if t._data.ndim == 0 else str(t._data.shape)
             fields.append(f"{shape} {t.data.dtype}")
         if self.values:
             fields.append(_values(t.data))
