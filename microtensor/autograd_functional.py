@@ -7,16 +7,31 @@ depend on gets zeros, or an error with strict=True. jvp and hvp use the double-b
 trick, as torch does: a vjp taken with create_graph=True is linear in its upstream
 gradient u, and differentiating it with respect to u gives the forward-mode product.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .errors import ArgumentError, GraphError, ShapeError
 from .mode import enable_grad
 from .tensor import Tensor, _grads, _leaf
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Union
+
+    from ._types import TensorOrTensors
+
+    Func = Callable[..., TensorOrTensors]     # called with the inputs, as func(*inputs)
+    Result = Union[Tensor, tuple[Tensor, ...]]
+    Nested = Union[Tensor, tuple[Tensor, ...], tuple[tuple[Tensor, ...], ...]]
+
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
 
 
-def vjp(func, inputs, v=None, create_graph=False, strict=False):
+def vjp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors | None = None,
+        create_graph: bool = False, strict: bool = False) -> tuple[Result, Result]:
     """vᵀ ∂func/∂inputs: returns (func(*inputs), vjp), vjp shaped as inputs.
 
     v: of func's output structure; may be None only for a one-element output."""
@@ -33,7 +48,8 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
         _unpack(_finish(res, create_graph), in_tuple)
 
 
-def jvp(func, inputs, v=None, create_graph=False, strict=False):
+def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors | None = None,
+        create_graph: bool = False, strict: bool = False) -> tuple[Result, Result]:
     """∂func/∂inputs · v: returns (func(*inputs), jvp), jvp shaped as func's outputs.
 
     v: of the inputs' structure; may be None only for a one-element input."""
@@ -58,8 +74,8 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         _unpack(_finish(res, create_graph), out_tuple)
 
 
-def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
-             strategy="reverse-mode"):
+def jacobian(func: Func, inputs: TensorOrTensors, create_graph: bool = False, strict: bool = False,
+             vectorize: bool = False, strategy: str = "reverse-mode") -> Nested:
     """∂func/∂inputs: for one output and one input a Tensor of shape out.shape + in.shape;
     a tuple over inputs, nested in a tuple over outputs, when either is a tuple.
 
@@ -79,7 +95,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
         _check_outputs(outputs, strict)
         jac = []
         for i, out in enumerate(outputs):
-            rows = [[] for _ in inputs]
+            rows: list[list[Tensor]] = [[] for _ in inputs]
             for j in range(out.data.size):
                 e = np.zeros(out.shape, dtype=out.dtype)
                 e.flat[j] = 1                        # row j: the gradient of out.flat[j]
@@ -101,8 +117,8 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
     return _unpack(_finish(tuple(jac), create_graph), (out_tuple, in_tuple))
 
 
-def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
-            outer_jacobian_strategy="reverse-mode"):
+def hessian(func: Func, inputs: TensorOrTensors, create_graph: bool = False, strict: bool = False,
+            vectorize: bool = False, outer_jacobian_strategy: str = "reverse-mode") -> Nested:
     """∂²func/∂inputs² of a function with one-element output: for one input a Tensor of
     shape in.shape + in.shape; for a tuple, a tuple of tuples, `H[i][j]`."""
     in_tuple, inputs = _as_tuple(inputs, "inputs", "hessian")
@@ -135,7 +151,8 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
     return _unpack(res, (in_tuple, in_tuple))
 
 
-def vhp(func, inputs, v=None, create_graph=False, strict=False):
+def vhp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors | None = None,
+        create_graph: bool = False, strict: bool = False) -> tuple[Tensor, Result]:
     """vᵀ H of a function with one-element output: returns (func(*inputs), vhp), vhp shaped
     as inputs. v: of the inputs' structure; may be None only for a one-element input."""
     with enable_grad():
@@ -147,7 +164,8 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
         _unpack(_finish(res, create_graph), in_tuple)
 
 
-def hvp(func, inputs, v=None, create_graph=False, strict=False):
+def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors | None = None,
+        create_graph: bool = False, strict: bool = False) -> tuple[Tensor, Result]:
     """H v of a function with one-element output: returns (func(*inputs), hvp), hvp shaped
     as inputs. Computed as torch does, by the double-backward trick on vᵀ H."""
     with enable_grad():
