@@ -212,8 +212,8 @@ def _conform(g, p, node):
                          f"{type(g).__name__}, not a Tensor. Op '{node.op.name}' cannot be "
                          f"differentiated twice: its backward must build its gradients from "
                          f"ctx.xp and Tensor methods")
-    if g.data.shape != p.data.shape:
-        g = unbroadcast(g, p.data.shape, node, p)
+    if g._data.shape != p._data.shape:
+        g = unbroadcast(g, p._data.shape, node, p)
     return g
 
 
@@ -228,7 +228,7 @@ def _visit(t, g, capture, captured, keep_grads, finals):
                 g = as_tensor(r)
     if capture is not None:
         if id(t) in capture:
-            captured[id(t)] = g if g.dtype == t.data.dtype else g.astype(t.data.dtype)
+            captured[id(t)] = g if g.dtype == t._data.dtype else g.astype(t._data.dtype)
     elif keep_grads or t.op is None or (meta is not None and meta.retain):
         finals.append((t, g))
     return g
@@ -236,9 +236,9 @@ def _visit(t, g, capture, captured, keep_grads, finals):
 
 def _store_grad(t, g):
     """.grad becomes a Tensor with a graph: g, or what .grad held plus g."""
-    _check_grad_target(t, g.data.shape)
-    if g.dtype != t.data.dtype:
-        g = g.astype(t.data.dtype)
+    _check_grad_target(t, g._data.shape)
+    if g.dtype != t._data.dtype:
+        g = g.astype(t._data.dtype)
     prev = t.grad
     if prev is None:
         t.grad = g
@@ -250,6 +250,6 @@ def root_grad(t, grad, root_grad_array):
     """The gradient a create_graph walk starts from at root t: grad itself when it is a
     Tensor of t's shape (its graph is kept), else root_grad_array's result as a constant."""
     if isinstance(grad, Tensor):
-        root_grad_array(t, grad.data)                  # the same checks and messages
+        root_grad_array(t, grad._data)                  # the same checks and messages
         return grad if grad.dtype == t.dtype else grad.astype(t.dtype)
     return _leaf(root_grad_array(t, grad))

@@ -53,9 +53,9 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Any], eps: fl
                                      f"{_label(inputs, i)}: the gradient is not deterministic")
             rows[i][0].append(a)
             rows[i][1].append(np.tensordot(v, jac, axes=v.ndim).reshape(t.shape))
-    for i, (a, n) in rows.items():             # report the worst element over all rows
-        if a:
-            _compare(inputs, i, np.stack(a), np.stack(n), atol, rtol,
+    for i, (a_rows, n_rows) in rows.items():   # report the worst element over all rows
+        if a_rows:
+            _compare(inputs, i, np.stack(a_rows), np.stack(n_rows), atol, rtol,
                      out.shape if out.size <= FULL_JACOBIAN_MAX else None)
     zero = grad(out, wrt_tensors, grad_outputs=np.zeros(out.shape), retain_graph=True)
     for i, z in zip(wrt, zero):

@@ -35,6 +35,7 @@ are eager's), one CompileWarning says why, and calls with that signature run eag
 """
 import builtins
 import functools
+import typing
 import warnings
 from collections import OrderedDict
 
@@ -56,7 +57,13 @@ class CompileWarning(UserWarning):
     """mt.compile runs a function eagerly instead of replaying it (the message says why)."""
 
 
-def compile(fn=None, *, cache_size=8):  # noqa: A001  (as torch.compile)
+if typing.TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+
+def compile(fn: "Callable[..., Any] | None" = None, *,  # noqa: A001  (as torch.compile)
+            cache_size: int = 8) -> "Compiled | Callable[[Callable[..., Any]], Compiled]":
     """fn traced on its first call and replayed as flat NumPy code after (see the module
     docstring for its guards and fallback). Also a decorator: @mt.compile or
     @mt.compile(cache_size=4)."""
