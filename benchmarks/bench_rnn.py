@@ -16,7 +16,7 @@ Prints five Markdown tables, with the issues' targets beside microtensor's rows:
      the hoisted hand BPTT, jax.jit (value_and_grad over lax.scan), torch.compile (the whole
      step in one graph, Inductor on CPU) and torch.nn.RNN, with trace / compile times apart;
      the per-op chain replayed; the README's MGU cell and models.LSTM (H=64 T=50 B=16, Adam)
-     compiled against eager. torch.compile takes about a minute per size and dtype here:
+     compiled against eager. torch.compile takes 20–45 s to compile each size and dtype here:
      --no-torch-compile leaves it out; --compiled prints only this table.
 
 Method: single-threaded BLAS (OMP/MKL/OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1)). Every
@@ -425,12 +425,13 @@ def _bench_compiled(quick, has_jax, with_torch_compile):
             if has_jax:
                 makers["jax.jit"] = baselines.jax_scan
             if with_torch_compile:
-                _progress("  torch.compile (about a minute) ...")
                 makers["torch.compile"] = baselines.torch_compiled
             if torch is not None:
                 makers["torch.nn.RNN"] = baselines.torch_nn_rnn
             runners, traces = {}, {}
             for name, make in makers.items():
+                if name == "torch.compile":
+                    _progress("  torch.compile: compiling (20-45 s here) ...")
                 try:
                     runners[name] = make(params, xs, ys)
                     traces[name] = getattr(runners[name], "trace_seconds", None)
