@@ -210,7 +210,7 @@ class Adam(Optimizer):
             st["exp_avg_sq"] = np.zeros_like(x)
         m, v = st["exp_avg"], st["exp_avg_sq"]
         t = st["step"] = st["step"] + 1
-        tmp = g * (1 - b1)
+        tmp = np.multiply(g, 1 - b1, out=np.empty_like(x))    # an array also for a 0-d x
         m *= b1
         m += tmp
         np.multiply(g, g, out=tmp)
@@ -248,7 +248,7 @@ class Adagrad(Optimizer):
         s = st["sum"]
         t = st["step"] = st["step"] + 1
         clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
-        tmp = g * g
+        tmp = np.multiply(g, g, out=np.empty_like(x))         # an array also for a 0-d x
         s += tmp
         np.sqrt(s, out=tmp)
         tmp += group["eps"]
@@ -279,7 +279,7 @@ class RMSprop(Optimizer):
             st["square_avg"] = np.zeros_like(x)
         st["step"] += 1
         a = st["square_avg"]
-        tmp = g * g
+        tmp = np.multiply(g, g, out=np.empty_like(x))         # an array also for a 0-d x
         tmp *= 1 - alpha
         a *= alpha
         a += tmp
