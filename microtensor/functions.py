@@ -136,8 +136,13 @@ def minimum(a: TensorLike, b: TensorLike) -> Tensor:
 
 def where(cond: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     """a where cond is true, else b; differentiable in a and b."""
-    cond = np.array(cond._data if isinstance(cond, Tensor) else cond, dtype=bool)  # a copy
-    return apply(ops.Where, *_pair(a, b), cond=cond)
+    return apply(ops.Where, *_pair(a, b), cond=_condition(cond))
+
+
+def _condition(cond: TensorLike) -> np.ndarray:
+    """where's condition as a bool array of its own: a copy, so the caller may reuse theirs
+    (mt.compile records it here, whichever name `where` was called by)."""
+    return np.array(cond._data if isinstance(cond, Tensor) else cond, dtype=bool)
 
 
 def _tensor_list(op_name: str, tensors: Sequence[TensorLike]) -> tuple[Tensor, ...]:

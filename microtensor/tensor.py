@@ -516,22 +516,22 @@ class Tensor:
 
     # comparisons give bool tensors and are not differentiable
     def __lt__(self, other: TensorLike) -> Tensor:
-        return _leaf(self._data < _raw(other))
+        return _leaf(np.asarray(self._data < _raw(other)))   # 0-d: an array
 
     def __le__(self, other: TensorLike) -> Tensor:
-        return _leaf(self._data <= _raw(other))
+        return _leaf(np.asarray(self._data <= _raw(other)))   # 0-d: an array
 
     def __gt__(self, other: TensorLike) -> Tensor:
-        return _leaf(self._data > _raw(other))
+        return _leaf(np.asarray(self._data > _raw(other)))   # 0-d: an array
 
     def __ge__(self, other: TensorLike) -> Tensor:
-        return _leaf(self._data >= _raw(other))
+        return _leaf(np.asarray(self._data >= _raw(other)))   # 0-d: an array
 
     def __eq__(self, other: object) -> Tensor:  # type: ignore[override]  # elementwise, as ndarray
-        return _leaf(self._data == _raw(other))
+        return _leaf(np.asarray(self._data == _raw(other)))   # 0-d: an array
 
     def __ne__(self, other: object) -> Tensor:  # type: ignore[override]  # elementwise, as ndarray
-        return _leaf(self._data != _raw(other))
+        return _leaf(np.asarray(self._data != _raw(other)))   # 0-d: an array
 
     # ---- elementwise ------------------------------------------------------------------
     exp = _unary_op(Exp)

@@ -89,7 +89,7 @@ def _compare(symbol, orig):
         res = orig(self, other)
         if rec is not None:
             _safe(rec, lambda: rec.record_array(
-                res._data, f"{rec.tensor_data(self)} {symbol} {rec.value(other)}"))
+                res._data, f"np.asarray({rec.tensor_data(self)} {symbol} {rec.value(other)})"))
         return res
     return method
 
@@ -179,25 +179,21 @@ _grad_property = property(lambda self: _grad_slot.__get__(self, Tensor), _grad_s
 
 # ---- data that is not a float tensor ------------------------------------------------------
 
-def _validated(name):
-    """cross_entropy / nll_loss: the targets' checks run at every replay, as in eager."""
-    orig = getattr(functional, name)
-
-    def loss(inp, targets, reduction="mean"):
+def _validated(orig):
+    """cross_entropy / nll_loss: the targets' checks run at every replay, as in eager
+    (functional._targets is what both call, however the user bound them)."""
+    def targets_(name, logp, targets):
+        t = orig(name, logp, targets)
         rec = active()
         if rec is not None:
-            t = np.asarray(targets._data if isinstance(targets, Tensor) else targets)
-            shape = getattr(inp, "shape", None)
-
             def record():
                 src = rec.lookup(t)
-                if src is not None and shape is not None and len(shape) == 2:
-                    holder = types.SimpleNamespace(shape=shape)
-                    rec.emit(f"{rec.const(functional._targets)}({name!r}, "
-                             f"{rec.const(holder)}, {src})")
+                if src is not None:
+                    holder = types.SimpleNamespace(shape=logp.shape)
+                    rec.emit(f"{rec.const(orig)}({name!r}, {rec.const(holder)}, {src})")
             _safe(rec, record)
-        return orig(inp, targets, reduction)
-    return loss
+        return t
+    return targets_
 
 
 def _one_hot(orig):
@@ -231,19 +227,18 @@ def _embedding(orig):
     return forward
 
 
-def _where(orig):
-    def where(cond, a, b):
+def _condition(orig):
+    """where's condition: its copy is recorded from the array it copies (functions._condition
+    is what every `where` calls, however the user bound it)."""
+    def condition(cond):
+        c = orig(cond)
         rec = active()
-        if rec is None:
-            return orig(cond, a, b)
-        # MIRROR of functions.where, with the condition's copy recorded
         src = cond._data if isinstance(cond, Tensor) else cond
-        c = np.array(src, dtype=bool)
-        if isinstance(src, ndarray):
+        if rec is not None and isinstance(src, ndarray):
             _safe(rec, lambda: rec.lookup(src) is not None and rec.record_array(
                 c, f"np.array({rec.lookup(src)}, dtype=bool)"))
-        return functions.apply(ops.Where, *functions._pair(a, b), cond=c)
-    return where
+        return c
+    return condition
 
 
 def _dropout(orig):
@@ -363,12 +358,9 @@ def _patches():
     out += [(functional, "_linear_no_bias", _binary(ops.Linear, functional._linear_no_bias)),
             (functional, "dropout", _dropout(functional.dropout)),
             (functional, "one_hot", _one_hot(functional.one_hot)),
-            (functional, "cross_entropy", _validated("cross_entropy")),
-            (functional, "nll_loss", _validated("nll_loss")),
+            (functional, "_targets", _validated(functional._targets)),
             (layers.Embedding, "forward", _embedding(layers.Embedding.forward))]
-    where = _where(functions.where)
-    import microtensor
-    out += [(functions, "where", where), (microtensor, "where", where),
+    out += [(functions, "_condition", _condition(functions._condition)),
             (optim.Optimizer, "step", _whole(optim.Optimizer.step, _step_prepare)),
             (optim.Optimizer, "zero_grad", _whole(optim.Optimizer.zero_grad)),
             (module.Module, "zero_grad", _whole(module.Module.zero_grad)),

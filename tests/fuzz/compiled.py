@@ -28,14 +28,6 @@ FLAVOURS = ("backward", "grad", "sgd")
 SCALE = 1.05
 CALLS_PER_CHECK = 3
 
-# While it traces, mt.compile swaps mt.where for a version that records where's condition.
-# The vocabulary bound the original at import, and a where bound before the trace leaves
-# the condition out of the plan, as a constant: a replay with another condition is wrong
-# (a compiler bug; tests/compiler/test_fuzz_programs.py pins it with a strict xfail). Here
-# it is called by attribute, as `mt.where(...)` in user code is, so the rest is checked.
-LATE_BOUND = {"where": lambda c, a, b: mt.where(c, a, b)}
-
-
 def bitwise(a, b):
     """Both None, or arrays (or tensors) of one shape and dtype holding the same bytes."""
     if a is None or b is None:
@@ -45,7 +37,7 @@ def bitwise(a, b):
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def make_step(program, flavour, dtype="float64", calls=LATE_BOUND):
+def make_step(program, flavour, dtype="float64", calls=None):
     """(step, parameters): the program as one training step of this flavour; parameters is
     None where the leaves are the step's arguments."""
     p = replace(program, retain=None)        # retain_grad would make compile fall back
@@ -90,7 +82,7 @@ def leaf_arguments(program, dtype, call):
             for leaf in program.leaves]
 
 
-def check_compiled(program, flavours=FLAVOURS, dtype="float64", calls=LATE_BOUND,
+def check_compiled(program, flavours=FLAVOURS, dtype="float64", calls=None,
                    compile_fn=None):
     """A Report whose failures say where a compiled call differs from eager, crashed, or
     was not replayed; `rejected` when eager itself raises on the first call. compile_fn:
