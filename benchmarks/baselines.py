@@ -150,6 +150,15 @@ def _torch_inputs(xs, ys):
     return torch.from_numpy(xs), torch.from_numpy(ys.reshape(-1).astype(np.int64))
 
 
+def _torch_problem(params, xs, ys):
+    """The parameters as torch leaves, the inputs, T, B and the zero initial state."""
+    import torch
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items() if k in PARAMS}
+    x, y = _torch_inputs(xs, ys)
+    T, B, _ = xs.shape
+    return p, x, y, T, B, torch.zeros(B, p["Whh"].shape[0], dtype=p["Whh"].dtype)
+
+
 def _read_torch(tensors):
     def read(loss):
         return loss.item(), {k: t.grad.numpy() for k, t in tensors.items()}
@@ -188,10 +197,7 @@ def torch_nn_rnn(params, xs, ys):
 def torch_composed(params, xs, ys):
     """The same per-step formulation as microtensor's model, written with torch tensors."""
     import torch
-    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items() if k in PARAMS}
-    x, y = _torch_inputs(xs, ys)
-    T, B, _ = xs.shape
-    h0 = torch.zeros(B, p["Whh"].shape[0], dtype=p["Whh"].dtype)
+    p, x, y, T, B, h0 = _torch_problem(params, xs, ys)
 
     def step():
         for t in p.values():
@@ -333,10 +339,7 @@ def torch_compiled(params, xs, ys):
     import time
     import torch
     import torch._dynamo
-    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items() if k in PARAMS}
-    x, y = _torch_inputs(xs, ys)
-    T, B, _ = xs.shape
-    h0 = torch.zeros(B, p["Whh"].shape[0], dtype=p["Whh"].dtype)
+    p, x, y, T, B, h0 = _torch_problem(params, xs, ys)
 
     def step():
         for t in p.values():
