@@ -150,6 +150,15 @@ def _torch_inputs(xs, ys):
     return torch.from_numpy(xs), torch.from_numpy(ys.reshape(-1).astype(np.int64))
 
 
+def _torch_problem(params, xs, ys):
+    """The parameters as torch leaves, the inputs, T, B and the zero initial state."""
+    import torch
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items() if k in PARAMS}
+    x, y = _torch_inputs(xs, ys)
+    T, B, _ = xs.shape
+    return p, x, y, T, B, torch.zeros(B, p["Whh"].shape[0], dtype=p["Whh"].dtype)
+
+
 def _read_torch(tensors):
     def read(loss):
         return loss.item(), {k: t.grad.numpy() for k, t in tensors.items()}
@@ -188,10 +197,7 @@ def torch_nn_rnn(params, xs, ys):
 def torch_composed(params, xs, ys):
     """The same per-step formulation as microtensor's model, written with torch tensors."""
     import torch
-    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items() if k in PARAMS}
-    x, y = _torch_inputs(xs, ys)
-    T, B, _ = xs.shape
-    h0 = torch.zeros(B, p["Whh"].shape[0], dtype=p["Whh"].dtype)
+    p, x, y, T, B, h0 = _torch_problem(params, xs, ys)
 
     def step():
         for t in p.values():
@@ -322,16 +328,56 @@ def jax_scan(params, xs, ys):
 
 
 def torch_compiled(params, xs, ys):
-    """torch.compile of the composed-ops step (forward and backward)."""
+    """torch.compile of the whole training step of torch_composed (forward over T steps,
+    cross-entropy, backward): one graph, fullgraph=True, with dynamo tracing loss.backward()
+    (torch._dynamo.config.trace_autograd_ops), static shapes, Inductor on CPU. Where dynamo
+    cannot trace backward, plain torch.compile(step): dynamo stops at loss.backward(), the
+    forward graph and its AOTAutograd backward are compiled. runner.mode says which;
+    runner.trace_seconds is the first call (the compile, caches cold if the caller points
+    TORCHINDUCTOR_CACHE_DIR at an empty folder), runner.recompiles() the graphs compiled since
+    (normally 0)."""
     import time
     import torch
-    runner = torch_composed(params, xs, ys)
-    inner = runner.step
-    compiled = torch.compile(inner)
+    import torch._dynamo
+    p, x, y, T, B, h0 = _torch_problem(params, xs, ys)
+
+    def step():
+        for t in p.values():
+            t.grad = None
+        xp = x @ p["Wxh"].T + p["bh"]
+        h, hs = h0, []
+        WhhT = p["Whh"].T
+        for xp_t in xp.unbind(0):
+            h = torch.tanh(xp_t + h @ WhhT)
+            hs.append(h)
+        logits = torch.stack(hs) @ p["Why"].T + p["by"]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(T * B, -1), y)
+        loss.backward()
+        return loss.detach()            # a returned loss whose graph backward consumed: refused
+
+    torch._dynamo.reset()               # no compiled code or recompile count from other sizes
+    whole = hasattr(torch._dynamo.config, "trace_autograd_ops")
     start = time.perf_counter()
-    compiled()
-    runner.trace_seconds = time.perf_counter() - start
-    runner.step = compiled
+    if whole:
+        try:
+            torch._dynamo.config.trace_autograd_ops = True
+            compiled = torch.compile(step, fullgraph=True, dynamic=False)
+            compiled()
+            mode = "one graph: forward, loss and backward (fullgraph, trace_autograd_ops)"
+        except Exception:
+            torch._dynamo.config.trace_autograd_ops = False
+            torch._dynamo.reset()
+            whole = False
+            start = time.perf_counter()
+    if not whole:
+        compiled = torch.compile(step, dynamic=False)
+        compiled()
+        mode = "graph break at loss.backward(): forward graph + its AOTAutograd backward"
+    trace = time.perf_counter() - start
+    frames = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    runner = Runner(compiled, _read_torch(p))
+    runner.trace_seconds, runner.mode = trace, mode
+    runner.recompiles = lambda: torch._dynamo.utils.counters["stats"]["unique_graphs"] - frames
     return runner
 
 

@@ -8,10 +8,14 @@ element, and the user's lines that made it: the forward stack of every recorded 
 tensor is marked, and mt.viz draws it red (`err.tensor` is the one to draw). Off, it costs
 one flag test per op and nothing per backward node (checks.careful_below).
 """
+from __future__ import annotations
+
 import functools
 import linecache
 import os
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,17 +23,26 @@ from .autograd import STATE, Gradient
 from .errors import AnomalyError
 from .mode import current_scope
 
+if TYPE_CHECKING:
+    from numpy import ndarray
+    from typing_extensions import Self
+
+    from ._types import F, Frame, TensorLike
+    from .autograd import Op
+    from .tensor import Tensor
+
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 TRACE_DEPTH = 40      # frames kept per node
 SHOWN = 6             # the user's innermost frames shown in a message
 
 
-def set_detect_anomaly(mode):
+def set_detect_anomaly(mode: bool) -> None:
     """Turn anomaly mode on or off for the whole process (as torch.autograd)."""
     STATE.anomaly = bool(mode)
 
 
-def is_anomaly_enabled():
+def is_anomaly_enabled() -> bool:
+    """Whether anomaly mode is on (set_detect_anomaly, or inside detect_anomaly())."""
     return STATE.anomaly
 
 
@@ -37,26 +50,26 @@ class detect_anomaly:
     """Anomaly mode inside a `with` block (or a decorated function); the mode before is
     restored after."""
 
-    def __init__(self, mode=True):
+    def __init__(self, mode: bool = True) -> None:
         self.mode = bool(mode)
-        self._before = []
+        self._before: list[bool] = []
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self._before.append(STATE.anomaly)
         STATE.anomaly = self.mode
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         STATE.anomaly = self._before.pop()
 
-    def __call__(self, fn):
+    def __call__(self, fn: F) -> F:
         mode = self.mode
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with detect_anomaly(mode):
                 return fn(*args, **kwargs)
-        return wrapper
+        return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature
 
 
 def _stack():
@@ -68,7 +81,7 @@ def _stack():
     return out
 
 
-def format_trace(trace, title):
+def format_trace(trace: list[Frame], title: str) -> str:
     """The user's innermost frames of a kept stack, as a traceback prints them."""
     user = [fr for fr in trace if not fr[0].startswith(_PACKAGE)] or trace
     lines = [f"{title} (most recent call last):"]
@@ -97,7 +110,7 @@ def _mark(t, what):
     t._get_meta().anomaly = what
 
 
-def check_forward(t, op, parents):
+def check_forward(t: Tensor, op: type[Op], parents: tuple[Tensor, ...]) -> None:
     """After op made t: keep where (for backward's messages), and raise on NaN or Inf."""
     if t.op is not None:
         t._get_meta().trace = _stack()
@@ -126,8 +139,10 @@ def check_forward(t, op, parents):
         + format_trace(_stack(), "Traceback of the forward line that made it"), t)
 
 
-def check_backward(node, g, out):
+def check_backward(node: Tensor, g: TensorLike,
+                   out: Sequence[ndarray | Gradient | Tensor | None]) -> None:
     """After node's backward returned out for incoming gradient g: raise on NaN or Inf."""
+    assert node.op is not None and node.parents is not None     # a node, never a leaf
     where = f"op '{node.op.name}'" + (f" (made in {node.scope})" if node.scope else "")
     trace = node._meta.trace if node._meta is not None else None
     tail = ("\n" + format_trace(trace, "Traceback of the forward line that made the op")

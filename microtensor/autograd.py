@@ -1,7 +1,10 @@
 """The Op base class, the op registry, the gradient contract and the iterative backward engine."""
+from __future__ import annotations
+
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -10,7 +13,13 @@ from .errors import DTypeError, GraphError, MicrotensorError, ShapeError, error_
 from .mode import (OFF, current_mode, current_scope, enable_grad, is_grad_enabled,  # noqa: F401
                    name_scope, no_grad, set_mode)
 
+if TYPE_CHECKING:
+    from . import autograd_functional as functional  # noqa: F401  (loaded lazily by __getattr__)
+    from ._types import Frame
+    from .tensor import Tensor
+
 ndarray = np.ndarray
+_OpT = TypeVar("_OpT", bound="type[Op]")
 
 
 class Op:
@@ -19,11 +28,13 @@ class Op:
     forward(*arrays, **attrs) -> (out, saved): `saved` is what backward needs besides the
     inputs and the output, which it reads from ctx.
     backward(ctx, g) -> one gradient per input, in argument order. `ctx` is the output
-    tensor: ctx.data (the result), ctx.parents (the input tensors: .data, .requires_grad),
-    ctx.saved and ctx.xp, the array namespace (ops/xp.py). g is the gradient of the output;
+    tensor: ctx._data (the result), ctx.parents (the input tensors: ._data, .requires_grad),
+    ctx.saved and ctx.xp, the array namespace (ops/xp.py). (`_data` is the array itself; the
+    public `.data` is a property that guards what it hands out, and a backward reads
+    hundreds of arrays per step.) g is the gradient of the output;
     backward must not write into g or into any array it did not allocate (g may also reach
     other inputs). A backward is written once, for both paths: it reads the output and the
-    inputs only through ctx.data and ctx.parents[i].data, and calls ctx.xp (never `np`) on
+    inputs only through ctx._data and ctx.parents[i]._data, and calls ctx.xp (never `np`) on
     anything derived from them or from g. On the first-order path those are ndarrays and
     ctx.xp is NumPy; with create_graph=True they are Tensors and ctx.xp spells the same
     names with microtensor's ops (create_graph.py), so the formula builds a graph that can
@@ -41,36 +52,39 @@ class Op:
     forward; Tensor's methods then call the ufunc without a Python frame in between.
 
     What backward reads besides g, so that a write into it between forward and backward is
-    caught (versions.py): `reads_output` — ctx.data; `reads_inputs` — the positions of the
+    caught (versions.py): `reads_output` — ctx._data; `reads_inputs` — the positions of the
     inputs whose arrays it reads, through ctx.parents or ctx.saved (None: all of them). An
     op whose output can be a view of its input's memory declares `view = True`. The
     defaults are the safe ones; tests/test_versions.py checks every op's declaration.
     """
     name: str | None = None
-    ufunc: Callable[..., np.ndarray] | None = None
+    ufunc: np.ufunc | None = None
     reads_output: bool = True
     reads_inputs: tuple[int, ...] | None = None
     view: bool = False
     guards: frozenset[int] | None = None      # set by __init_subclass__
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.ufunc is not None and "forward" not in cls.__dict__:
             ufunc = cls.ufunc
-            cls.forward = staticmethod(lambda *arrays: (ufunc(*arrays), None))
+            cls.forward = staticmethod(  # type: ignore[method-assign, assignment]  # generated
+                lambda *arrays: (ufunc(*arrays), None))
         # the inputs whose leaves a recorded op locks (None: all): those it reads or views
         cls.guards = None if cls.view or cls.reads_inputs is None else frozenset(cls.reads_inputs)
 
     @staticmethod
-    def forward(*arrays, **attrs):
+    def forward(*arrays: ndarray, **attrs: Any) -> tuple[ndarray, Any]:
+        """(out, saved) for the input arrays and the op's attributes (see the class docstring)."""
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx: Tensor, g: Any) -> Sequence[Any]:
+        """One gradient per input (None, an array or a Gradient) for g, the output's gradient."""
         raise NotImplementedError
 
     @staticmethod
-    def shape_error(*shapes, **attrs):
+    def shape_error(*shapes: tuple[int, ...], **attrs: Any) -> str | None:
         """A message for inputs whose shapes don't fit, or None for the generic one."""
         return None
 
@@ -78,7 +92,7 @@ class Op:
 REGISTRY: dict[str, type[Op]] = {}
 
 
-def register(op):
+def register(op: _OpT) -> _OpT:
     """Add a differentiable op to the registry the gradient tests iterate over."""
     if not op.name or op.name in REGISTRY:
         raise ValueError(f"register: {op.__name__} needs a name of its own, got {op.name!r}")
@@ -100,13 +114,16 @@ class Gradient:
     """
     __slots__ = ()
 
-    def dense(self):
+    def dense(self) -> ndarray:
+        """The dense array this gradient stands for, newly allocated."""
         raise NotImplementedError
 
-    def add_into(self, buf):
+    def add_into(self, buf: ndarray) -> None:
+        """Add this gradient into buf, a dense array of its shape that the engine owns."""
         raise NotImplementedError
 
-    def merge(self, other):
+    def merge(self, other: Gradient) -> Gradient | None:
+        """self combined with other (a gradient for the same input), or None if they don't."""
         return None
 
 
@@ -141,7 +158,9 @@ def _released_error(node, root_released):
                       f"a previous backward() call. {hint}")
 
 
-def run_backward(roots, root_grads, retain_graph=False, capture=None, keep_grads=False):
+def run_backward(roots: Sequence[Tensor], root_grads: Sequence[ndarray],
+                 retain_graph: bool = False, capture: set[int] | None = None,
+                 keep_grads: bool = False) -> dict[int, Any]:
     """_walk, counted in STATE.walking: ops' backward reads .data of live tensors, and a
     read during a walk is not the user's (versions.expose)."""
     STATE.walking += 1
@@ -344,7 +363,7 @@ def _store_grad(t, g, ours=False):
     elif type(t.grad) is ndarray:
         t.grad += g
     else:
-        t.grad = np.add(t.grad.data, g, dtype=t._data.dtype)
+        t.grad = np.add(t.grad._data, g, dtype=t._data.dtype)
 
 
 def _check_grad_target(t, shape):
@@ -363,14 +382,22 @@ class TensorMeta:
     rebased it; replaced, the seq at which .data was last reassigned; trace, the forward
     stack in anomaly mode; anomaly, what anomaly mode found (drawn in red)."""
     __slots__ = ("hooks", "retain", "name", "before", "replaced", "trace", "anomaly")
+    hooks: list[Callable[[Any], Any]]      # fn(grad) -> a replacement or None
+    retain: bool
+    name: str | None
+    before: Tensor | None
+    replaced: int
+    trace: list[Frame] | None
+    anomaly: str | None
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.hooks = []
         self.retain = False
         self.name = self.before = self.trace = self.anomaly = None
         self.replaced = -1
 
-    def run_hooks(self, g):
+    def run_hooks(self, g: ndarray | Tensor) -> ndarray | Tensor:
+        """g after every hook ran on it in turn (a hook that returns a value replaces g)."""
         for fn in self.hooks:
             r = fn(g)
             if r is not None:
@@ -378,7 +405,7 @@ class TensorMeta:
         return g
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     """mt.autograd.functional (jacobian, hessian, …, as torch's), loaded on first use."""
     if name == "functional":
         from . import autograd_functional

@@ -7,16 +7,31 @@ depend on gets zeros, or an error with strict=True. jvp and hvp use the double-b
 trick, as torch does: a vjp taken with create_graph=True is linear in its upstream
 gradient u, and differentiating it with respect to u gives the forward-mode product.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .errors import ArgumentError, GraphError, ShapeError
 from .mode import enable_grad
 from .tensor import Tensor, _grads, _leaf
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Union
+
+    from ._types import TensorOrTensors
+
+    Func = Callable[..., TensorOrTensors]     # called with the inputs, as func(*inputs)
+    Result = Union[Tensor, tuple[Tensor, ...]]
+    Nested = Union[Tensor, tuple[Tensor, ...], tuple[tuple[Tensor, ...], ...]]
+
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "hvp", "vhp"]
 
 
-def vjp(func, inputs, v=None, create_graph=False, strict=False):
+def vjp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors | None = None,
+        create_graph: bool = False, strict: bool = False) -> tuple[Result, Result]:
     """vᵀ ∂func/∂inputs: returns (func(*inputs), vjp), vjp shaped as inputs.
 
     v: of func's output structure; may be None only for a one-element output."""
@@ -33,7 +48,8 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
         _unpack(_finish(res, create_graph), in_tuple)
 
 
-def jvp(func, inputs, v=None, create_graph=False, strict=False):
+def jvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors | None = None,
+        create_graph: bool = False, strict: bool = False) -> tuple[Result, Result]:
     """∂func/∂inputs · v: returns (func(*inputs), jvp), jvp shaped as func's outputs.
 
     v: of the inputs' structure; may be None only for a one-element input."""
@@ -44,7 +60,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         out_tuple, outputs = _as_tuple(func(*inputs), "outputs of the user-provided "
                                        "function", "jvp")
         _check_outputs(outputs, strict)
-        u = tuple(_leaf(np.zeros_like(o.data)).requires_grad_() for o in outputs)
+        u = tuple(_leaf(np.zeros_like(o._data)).requires_grad_() for o in outputs)
         grad_inputs = _grad(outputs, inputs, u, create_graph=True)
         if strict:
             for i, g in enumerate(grad_inputs):
@@ -58,8 +74,8 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         _unpack(_finish(res, create_graph), out_tuple)
 
 
-def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
-             strategy="reverse-mode"):
+def jacobian(func: Func, inputs: TensorOrTensors, create_graph: bool = False, strict: bool = False,
+             vectorize: bool = False, strategy: str = "reverse-mode") -> Nested:
     """∂func/∂inputs: for one output and one input a Tensor of shape out.shape + in.shape;
     a tuple over inputs, nested in a tuple over outputs, when either is a tuple.
 
@@ -79,8 +95,8 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
         _check_outputs(outputs, strict)
         jac = []
         for i, out in enumerate(outputs):
-            rows = [[] for _ in inputs]
-            for j in range(out.data.size):
+            rows: list[list[Tensor]] = [[] for _ in inputs]
+            for j in range(out._data.size):
                 e = np.zeros(out.shape, dtype=out.dtype)
                 e.flat[j] = 1                        # row j: the gradient of out.flat[j]
                 vj = _grad((out,), inputs, (e,), create_graph, retain_graph=True)
@@ -90,7 +106,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
                             raise GraphError(f"jacobian: output {i} of the user-provided "
                                              f"function is independent of input {k}. This "
                                              f"is not allowed in strict mode.")
-                        g = _leaf(np.zeros_like(x.data))
+                        g = _leaf(np.zeros_like(x._data))
                     elif strict and create_graph and not g.requires_grad:
                         raise GraphError(f"jacobian: the jacobian of the user-provided "
                                          f"function is independent of input {k}. This is "
@@ -101,8 +117,8 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
     return _unpack(_finish(tuple(jac), create_graph), (out_tuple, in_tuple))
 
 
-def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
-            outer_jacobian_strategy="reverse-mode"):
+def hessian(func: Func, inputs: TensorOrTensors, create_graph: bool = False, strict: bool = False,
+            vectorize: bool = False, outer_jacobian_strategy: str = "reverse-mode") -> Nested:
     """∂²func/∂inputs² of a function with one-element output: for one input a Tensor of
     shape in.shape + in.shape; for a tuple, a tuple of tuples, `H[i][j]`."""
     in_tuple, inputs = _as_tuple(inputs, "inputs", "hessian")
@@ -113,7 +129,7 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
             raise ArgumentError("hessian: the function given to hessian should return a "
                                 "single Tensor")
         _check_outputs((out,), strict)
-        if out.data.size != 1:
+        if out._data.size != 1:
             raise ShapeError(f"hessian: the Tensor returned by the function given to "
                              f"hessian should contain a single element; it has shape "
                              f"{out.shape}")
@@ -135,7 +151,8 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
     return _unpack(res, (in_tuple, in_tuple))
 
 
-def vhp(func, inputs, v=None, create_graph=False, strict=False):
+def vhp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors | None = None,
+        create_graph: bool = False, strict: bool = False) -> tuple[Tensor, Result]:
     """vᵀ H of a function with one-element output: returns (func(*inputs), vhp), vhp shaped
     as inputs. v: of the inputs' structure; may be None only for a one-element input."""
     with enable_grad():
@@ -147,13 +164,14 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
         _unpack(_finish(res, create_graph), in_tuple)
 
 
-def hvp(func, inputs, v=None, create_graph=False, strict=False):
+def hvp(func: Func, inputs: TensorOrTensors, v: TensorOrTensors | None = None,
+        create_graph: bool = False, strict: bool = False) -> tuple[Tensor, Result]:
     """H v of a function with one-element output: returns (func(*inputs), hvp), hvp shaped
     as inputs. Computed as torch does, by the double-backward trick on vᵀ H."""
     with enable_grad():
         in_tuple, inputs, v, outputs, jac = _hessian_start(func, inputs, v, create_graph,
                                                            strict, "hvp")
-        u = tuple(_leaf(np.zeros_like(x.data)).requires_grad_() for x in inputs)
+        u = tuple(_leaf(np.zeros_like(x._data)).requires_grad_() for x in inputs)
         double_back = _grad(jac, inputs, u, create_graph=True)
     res = _grad(double_back, u, v, create_graph)
     res = _zeros_for_none(res, inputs, strict, create_graph, "double_back_trick")
@@ -177,7 +195,7 @@ def _hessian_start(func, inputs, v, create_graph, strict, name):
         raise ArgumentError(f"{name}: the function given to {name} should return a single "
                             f"Tensor, got {type(out).__name__}")
     _check_outputs((out,), strict)
-    if out.data.size != 1:
+    if out._data.size != 1:
         raise ShapeError(f"{name}: the Tensor returned by the function given to {name} "
                          f"should contain a single element; it has shape {out.shape}")
     jac = _grad((out,), inputs, None, create_graph=True)
@@ -206,7 +224,7 @@ def _prepare(xs, create_graph, need_graph):
     """The tensors func is called with: the inputs themselves when create_graph and they
     require grad (so the results keep their graph), else cut from the graph."""
     return tuple(x if create_graph and x.requires_grad else
-                 _leaf(x.data).requires_grad_(need_graph and x.data.dtype.kind == "f")
+                 _leaf(x._data).requires_grad_(need_graph and x._data.dtype.kind == "f")
                  for x in xs)
 
 
@@ -214,7 +232,7 @@ def _vector(v, like, like_tuple, create_graph, name, when):
     """v checked against `like` (one Tensor per entry, same shapes); None only where `like`
     is a single one-element Tensor (the gradient then starts from 1)."""
     if v is None:
-        if len(like) != 1 or like[0].data.size != 1:
+        if len(like) != 1 or like[0]._data.size != 1:
             raise ArgumentError(f"{name}: the vector v can only be None if {when}")
         return None
     _, v = _as_tuple(v, "v", name)
@@ -259,7 +277,7 @@ def _zeros_for_none(grads, like, strict, create_graph, stage):
         if g is None:
             if strict:
                 raise GraphError(_STRICT_NONE[stage].format(i=i))
-            g = _leaf(np.zeros_like(x.data))
+            g = _leaf(np.zeros_like(x._data))
         elif strict and create_graph and not g.requires_grad:
             what = "hessian" if "double" in stage else "jacobian"
             raise GraphError(f"the {what} of the user-provided function is independent of "
@@ -296,7 +314,7 @@ def _finish(xs, create_graph):
     """Results cut from the graph unless create_graph (nested tuples kept)."""
     if create_graph:
         return xs
-    return tuple(_finish(x, False) if isinstance(x, tuple) else _leaf(x.data) for x in xs)
+    return tuple(_finish(x, False) if isinstance(x, tuple) else _leaf(x._data) for x in xs)
 
 
 def _unpack(res, was_tuple):

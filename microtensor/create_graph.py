@@ -3,7 +3,7 @@ again (to any order).
 
 The walk is run_backward's creation-order heap without its fast lanes: gradients are
 Tensors, a second contribution is summed with the add op, and each op's backward (the same
-formula as on the NumPy path) is called with a `Context` whose `.data` and `.parents[i].data`
+formula as on the NumPy path) is called with a `Context` whose `._data` and `.parents[i]._data`
 are the Tensors themselves and whose `xp` (below) spells ops.xp's names with microtensor's
 differentiable ops, so every formula records its own graph. The ops made while walking node
 t carry t's name scope (its time step).
@@ -53,7 +53,7 @@ class xp:
     exp = staticmethod(Tensor.exp)
     log = staticmethod(Tensor.log)
     sign = staticmethod(np.sign)                            # of a constant
-    constant = staticmethod(lambda t: t.data)
+    constant = staticmethod(lambda t: t._data)
     multiply = staticmethod(lambda a, b, out=None: a * b)   # out= is NumPy's buffer
     expand_dims = staticmethod(fn.expand_dims)
     broadcast_to = staticmethod(fn.broadcast_to)
@@ -68,14 +68,15 @@ class xp:
 
 
 class _Input:
-    """An input as a create_graph backward sees it: .data is the Tensor itself."""
-    __slots__ = ("data", "requires_grad")
+    """An input as a create_graph backward sees it: ._data is the Tensor itself (and .data,
+    for an op of a user's written against the property)."""
+    __slots__ = ("_data", "data", "requires_grad")
 
 
 class Context:
     """What an op's backward reads as ctx when create_graph=True: the output and the inputs
     as Tensors, the op's saved values, and the microtensor namespace."""
-    __slots__ = ("data", "parents", "saved")
+    __slots__ = ("_data", "data", "parents", "saved")
     xp = xp
 
 
@@ -85,11 +86,13 @@ _new = object.__new__
 def _context(t, needed):
     """t's Context; an input that leads to no captured tensor is marked as needing no grad."""
     ctx = _new(Context)
-    ctx.data, ctx.saved = t, t.saved
+    ctx._data = ctx.data = t
+    ctx.saved = t.saved
     parents = []
     for p in t.parents:
         i = _new(_Input)
-        i.data, i.requires_grad = p, p.requires_grad if needed is None else p.seq in needed
+        i._data = i.data = p
+        i.requires_grad = p.requires_grad if needed is None else p.seq in needed
         parents.append(i)
     ctx.parents = tuple(parents)
     return ctx
@@ -209,8 +212,8 @@ def _conform(g, p, node):
                          f"{type(g).__name__}, not a Tensor. Op '{node.op.name}' cannot be "
                          f"differentiated twice: its backward must build its gradients from "
                          f"ctx.xp and Tensor methods")
-    if g.data.shape != p.data.shape:
-        g = unbroadcast(g, p.data.shape, node, p)
+    if g._data.shape != p._data.shape:
+        g = unbroadcast(g, p._data.shape, node, p)
     return g
 
 
@@ -225,7 +228,7 @@ def _visit(t, g, capture, captured, keep_grads, finals):
                 g = as_tensor(r)
     if capture is not None:
         if id(t) in capture:
-            captured[id(t)] = g if g.dtype == t.data.dtype else g.astype(t.data.dtype)
+            captured[id(t)] = g if g.dtype == t._data.dtype else g.astype(t._data.dtype)
     elif keep_grads or t.op is None or (meta is not None and meta.retain):
         finals.append((t, g))
     return g
@@ -233,9 +236,9 @@ def _visit(t, g, capture, captured, keep_grads, finals):
 
 def _store_grad(t, g):
     """.grad becomes a Tensor with a graph: g, or what .grad held plus g."""
-    _check_grad_target(t, g.data.shape)
-    if g.dtype != t.data.dtype:
-        g = g.astype(t.data.dtype)
+    _check_grad_target(t, g._data.shape)
+    if g.dtype != t._data.dtype:
+        g = g.astype(t._data.dtype)
     prev = t.grad
     if prev is None:
         t.grad = g
@@ -247,6 +250,6 @@ def root_grad(t, grad, root_grad_array):
     """The gradient a create_graph walk starts from at root t: grad itself when it is a
     Tensor of t's shape (its graph is kept), else root_grad_array's result as a constant."""
     if isinstance(grad, Tensor):
-        root_grad_array(t, grad.data)                  # the same checks and messages
+        root_grad_array(t, grad._data)                  # the same checks and messages
         return grad if grad.dtype == t.dtype else grad.astype(t.dtype)
     return _leaf(root_grad_array(t, grad))

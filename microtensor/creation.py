@@ -46,7 +46,7 @@ def as_tensor(data: TensorLike, dtype: DTypeLike | None = None) -> Tensor:
     returned as is, an ndarray of the right dtype is shared, not copied."""
     if isinstance(data, Tensor) and (dtype is None or data.dtype == dtype):
         return data
-    return _leaf(np.asarray(data.data if isinstance(data, Tensor) else data, dtype=dtype))
+    return _leaf(np.asarray(data._data if isinstance(data, Tensor) else data, dtype=dtype))
 
 
 def _shape(shape):

@@ -1,4 +1,10 @@
 """The exception hierarchy: every error microtensor raises is a MicrotensorError."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
 
 
 class MicrotensorError(Exception):
@@ -21,10 +27,14 @@ class VersionError(GraphError):
     """An array backward needs was written in place, or replaced, after the op saved it."""
 
 
+class GuardError(MicrotensorError, ValueError):
+    """A NumPy write into memory a live graph will read in backward (versions.py's guards)."""
+
+
 class AnomalyError(MicrotensorError, FloatingPointError):
     """Anomaly mode found a NaN or an infinity; `.tensor` is where (drawn red by mt.viz)."""
 
-    def __init__(self, message, tensor=None):
+    def __init__(self, message: str, tensor: Tensor | None = None) -> None:
         super().__init__(message)
         self.tensor = tensor
 
@@ -49,7 +59,7 @@ class ArgumentError(MicrotensorError, TypeError):
     """An argument of the wrong kind for an op."""
 
 
-def error_kind(e):
+def error_kind(e: Exception) -> type[MicrotensorError]:
     """The microtensor error that stands for a NumPy error raised inside an op."""
     if isinstance(e, IndexError):
         return IndexOutOfRange

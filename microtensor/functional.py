@@ -1,4 +1,8 @@
 """Losses and activations with PyTorch's names: softmax, cross_entropy, linear, … (axis= as NumPy)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import ops, versions
@@ -6,33 +10,41 @@ from .errors import ShapeError
 from .ops.linalg import LinearAdd
 from .tensor import Tensor, _binary_op, apply, as_tensor
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
-def softmax(x, axis=-1):
+    from ._types import DTypeLike, Reduction, TensorLike
+
+
+def softmax(x: TensorLike, axis: int = -1) -> Tensor:
     """e^x / Σ e^x along axis, computed stably."""
     return apply(ops.Softmax, as_tensor(x), axis=axis)
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
     """x − logΣexp(x) along axis; finite for any finite x (logits of 1e4 included)."""
     return apply(ops.LogSoftmax, as_tensor(x), axis=axis)
 
 
-def relu(x):
+def relu(x: TensorLike) -> Tensor:
+    """max(x, 0), elementwise (subgradient 0 at 0)."""
     return as_tensor(x).relu()
 
 
-def tanh(x):
+def tanh(x: TensorLike) -> Tensor:
+    """tanh x, elementwise."""
     return as_tensor(x).tanh()
 
 
-def sigmoid(x):
+def sigmoid(x: TensorLike) -> Tensor:
+    """σ(x) = 1/(1 + e⁻ˣ), elementwise."""
     return as_tensor(x).sigmoid()
 
 
 _linear_no_bias = _binary_op(ops.Linear)
 
 
-def linear(x, weight, bias=None):
+def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
     """x @ weightᵀ + bias as one op, as torch.nn.functional.linear: weight (out, in), bias
     (out,). To add a whole precomputed term instead of a bias, use linear_add."""
     x = x if isinstance(x, Tensor) else as_tensor(x)
@@ -42,7 +54,7 @@ def linear(x, weight, bias=None):
     return apply(ops.Linear, x, weight, bias if isinstance(bias, Tensor) else as_tensor(bias))
 
 
-def linear_add(x, weight, addend):
+def linear_add(x: TensorLike, weight: TensorLike, addend: TensorLike) -> Tensor:
     """x @ weightᵀ + addend as one op (torch.addmm(addend, x, weight.T)), addend of any shape
     that broadcasts against the product: a recurrent step's h Whhᵀ + its precomputed row."""
     x = x if isinstance(x, Tensor) else as_tensor(x)
@@ -61,7 +73,7 @@ def _reduce(loss, reduction, name):
 
 
 def _targets(name, logp, targets):
-    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    t = np.asarray(targets._data if isinstance(targets, Tensor) else targets)
     n, c = logp.shape
     if t.dtype.kind not in "iu":
         raise ShapeError(f"{name}: targets must be integer class indices, got dtype {t.dtype}")
@@ -75,7 +87,8 @@ def _targets(name, logp, targets):
     return t
 
 
-def nll_loss(log_probs, targets, reduction="mean"):
+def nll_loss(log_probs: TensorLike, targets: Tensor | ArrayLike,
+             reduction: Reduction = "mean") -> Tensor:
     """−log_probs[i, targets[i]], reduced; log_probs of shape (N, C), targets (N,)."""
     log_probs = as_tensor(log_probs)
     if log_probs.ndim != 2:
@@ -84,7 +97,8 @@ def nll_loss(log_probs, targets, reduction="mean"):
     return _reduce(-log_probs[np.arange(len(t)), t], reduction, "nll_loss")
 
 
-def cross_entropy(logits, targets, reduction="mean"):
+def cross_entropy(logits: TensorLike, targets: Tensor | ArrayLike,
+                  reduction: Reduction = "mean") -> Tensor:
     """Softmax cross-entropy of logits (N, C) against integer targets (N,), one fused op."""
     logits = as_tensor(logits)
     if logits.ndim != 2:
@@ -100,7 +114,7 @@ def cross_entropy(logits, targets, reduction="mean"):
     return out
 
 
-def mse_loss(pred, target, reduction="mean"):
+def mse_loss(pred: TensorLike, target: TensorLike, reduction: Reduction = "mean") -> Tensor:
     """(pred − target)², reduced; the shapes must match."""
     pred = as_tensor(pred)
     target = as_tensor(target, pred)
@@ -111,9 +125,10 @@ def mse_loss(pred, target, reduction="mean"):
     return _reduce(d * d, reduction, "mse_loss")
 
 
-def one_hot(indices, num_classes, dtype=np.float64):
+def one_hot(indices: Tensor | ArrayLike, num_classes: int,
+            dtype: DTypeLike = np.float64) -> Tensor:
     """A (…, num_classes) tensor with 1 at each index (float64 by default, ready for matmul)."""
-    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    idx = np.asarray(indices._data if isinstance(indices, Tensor) else indices)
     if idx.dtype.kind not in "iu" or (idx.size and (idx.min() < 0 or idx.max() >= num_classes)):
         raise ShapeError(f"one_hot: indices must be integers in [0, {num_classes}); "
                          f"got dtype {idx.dtype}" + (f", range [{idx.min()}, {idx.max()}]"
@@ -123,7 +138,7 @@ def one_hot(indices, num_classes, dtype=np.float64):
     return Tensor(out)
 
 
-def dropout(x, p=0.5, training=True):
+def dropout(x: TensorLike, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1 − p) (inverted dropout)."""
     from .creation import generator
     if not 0 <= p < 1:

@@ -136,11 +136,16 @@ def minimum(a: TensorLike, b: TensorLike) -> Tensor:
 
 def where(cond: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     """a where cond is true, else b; differentiable in a and b."""
-    cond = np.array(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)  # a copy
-    return apply(ops.Where, *_pair(a, b), cond=cond)
+    return apply(ops.Where, *_pair(a, b), cond=_condition(cond))
 
 
-def _tensor_list(op_name, tensors):
+def _condition(cond: TensorLike) -> np.ndarray:
+    """where's condition as a bool array of its own: a copy, so the caller may reuse theirs
+    (mt.compile records it here, whichever name `where` was called by)."""
+    return np.array(cond._data if isinstance(cond, Tensor) else cond, dtype=bool)
+
+
+def _tensor_list(op_name: str, tensors: Sequence[TensorLike]) -> tuple[Tensor, ...]:
     if isinstance(tensors, Tensor) or not len(tensors):
         raise ArgumentError(f"{op_name}: expected a non-empty sequence of tensors")
     return tuple(_t(t) for t in tensors)
@@ -148,14 +153,14 @@ def _tensor_list(op_name, tensors):
 
 def stack(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis."""
-    tensors = _tensor_list("stack", tensors)
-    return apply(ops.Stack, *tensors, axis=axis)
+    ts = _tensor_list("stack", tensors)
+    return apply(ops.Stack, *ts, axis=axis)
 
 
 def concat(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    tensors = _tensor_list("concat", tensors)
-    return apply(ops.Concat, *tensors, axis=axis)
+    ts = _tensor_list("concat", tensors)
+    return apply(ops.Concat, *ts, axis=axis)
 
 
 def split(x: TensorLike, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:

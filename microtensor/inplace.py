@@ -15,6 +15,10 @@
   new op's backward reads the old values (mul_, pow_, clamp_), it reads a copy (torch's
   "original self").
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
+
 import numpy as np
 
 from . import ops, versions
@@ -22,30 +26,37 @@ from .autograd import OFF, TensorMeta, current_mode, next_seq
 from .errors import DTypeError, GraphError, ShapeError
 from .tensor import Tensor, _new, apply, as_tensor
 
+if TYPE_CHECKING:
+    from ._types import TensorLike
+    from .autograd import Op
 
-def binary(t, op, other, alpha=1):
+_T = TypeVar("_T", bound=Tensor)      # returns the tensor it wrote (a Parameter stays one)
+
+
+def binary(t: _T, op: type[Op], other: TensorLike, alpha: float = 1) -> _T:
     """t ← t (op) alpha·other: +=, -=, *=, /=, **=, add_, sub_, mul_, div_."""
     if not isinstance(other, Tensor):
         other = as_tensor(other, t)
     if alpha != 1:
         other = other * alpha
-    name = op.name + "_"
+    name, ufunc = f"{op.name}_", op.ufunc
+    assert ufunc is not None            # every op written in place here is one ufunc
     if _recording(t, other):
         _check_shape(name, t, other.shape)
         return _record(name, t, op, (other,), {})
     arr, o = t._data, other._data
     _check_shape(name, t, o.shape)
-    result = op.ufunc.resolve_dtypes((arr.dtype, o.dtype, None))[-1]
+    result = ufunc.resolve_dtypes((arr.dtype, o.dtype, None))[-1]
     if not np.can_cast(result, arr.dtype, "same_kind"):
         raise DTypeError(f"{name}: the result has dtype {result}, which cannot be written "
                          f"into a tensor of dtype {arr.dtype} in place; cast the tensor first "
                          f"(as torch requires)")
     with versions.writing(t) as arr:
-        op.ufunc(arr, o, out=arr)
+        ufunc(arr, o, out=arr)
     return t
 
 
-def clamp(t, lo, hi):
+def clamp(t: _T, lo: float | None, hi: float | None) -> _T:
     """t ← clip(t, lo, hi)."""
     if _recording(t):
         return _record("clamp_", t, ops.Clip, (), {"lo": lo, "hi": hi})
@@ -54,7 +65,7 @@ def clamp(t, lo, hi):
     return t
 
 
-def fill(t, value):
+def fill(t: _T, value: TensorLike) -> _T:
     """t ← value everywhere (a number or a one-element tensor): fill_, zero_."""
     v = value if isinstance(value, Tensor) else as_tensor(value, t)
     if v.size != 1:
@@ -68,7 +79,7 @@ def fill(t, value):
     return t
 
 
-def copy(t, src):
+def copy(t: _T, src: TensorLike) -> _T:
     """t ← src, broadcast to t's shape and cast to its dtype: copy_."""
     src = src if isinstance(src, Tensor) else as_tensor(src)
     _check_shape("copy_", t, src.shape)
@@ -81,7 +92,7 @@ def copy(t, src):
     return t
 
 
-def detach(t):
+def detach(t: _T) -> _T:
     """t becomes a leaf that requires no grad; its consumers so far keep their gradient path
     (through the snapshot), as with torch's detach_."""
     if t.op is not None:

@@ -1,30 +1,51 @@
 """Grad mode, name scopes and time steps: per thread and asyncio task (ContextVars), as in torch."""
+from __future__ import annotations
+
 import contextlib
 import contextvars
+import enum
 import functools
 import inspect
-from typing import NamedTuple
+from collections.abc import Generator, Iterator, Sequence
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
-OFF = object()   # current_mode() when no graph is recorded
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from ._types import F
+
+
+class _Off(enum.Enum):
+    """The type of OFF: one member, so that `mode is not OFF` narrows the mode to a scope."""
+    OFF = 0
+
+
+OFF: Final = _Off.OFF   # current_mode() when no graph is recorded
 
 # Ops read one value, current_mode(): OFF, or the current scope when grad is enabled: None
 # outside any scope, a str inside name scopes, a Step inside a time step. Each tensor keeps it
 # in .scope. set_mode keeps the three in step.
-_enabled = contextvars.ContextVar("microtensor_grad_enabled", default=True)
-_scope = contextvars.ContextVar("microtensor_name_scope", default=None)
-_mode = contextvars.ContextVar("microtensor_mode", default=None)
+_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar("microtensor_grad_enabled",
+                                                               default=True)
+_scope: contextvars.ContextVar[str | Step | None] = contextvars.ContextVar("microtensor_name_scope",
+                                                                          default=None)
+_mode: contextvars.ContextVar[str | Step | None | Literal[_Off.OFF]] = contextvars.ContextVar(
+    "microtensor_mode", default=None)
 # The modes that enclosing `with no_grad()/enable_grad()` blocks will restore. `with` blocks
 # nest in LIFO order within a thread or task, so one stack per context serves every guard
 # object, even one entered twice or shared by threads (state on the object would be mixed).
-_saved = contextvars.ContextVar("microtensor_saved_modes", default=())
+_saved: contextvars.ContextVar[tuple[bool, ...]] = contextvars.ContextVar("microtensor_saved_modes",
+                                                                         default=())
 current_mode = _mode.get
 
 
-def current_scope():
+def current_scope() -> str | Step | None:
+    """The name scope or time step ops made now are marked with (None outside any)."""
     return _scope.get()
 
 
-def set_mode(enabled, scope):
+def set_mode(enabled: bool, scope: str | Step | None) -> None:
+    """Set grad mode and the scope together, and the one value ops read (current_mode)."""
     _enabled.set(enabled)
     _scope.set(scope)
     _mode.set(scope if enabled else OFF)
@@ -33,31 +54,31 @@ def set_mode(enabled, scope):
 class _GradMode:
     """Sets grad mode for a `with` block; also a decorator, of generator functions too."""
 
-    def __init__(self, enabled):
+    def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         _saved.set(_saved.get() + (_enabled.get(),))
         set_mode(self.enabled, _scope.get())
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         stack = _saved.get()
         _saved.set(stack[:-1])
         set_mode(stack[-1], _scope.get())
 
-    def __call__(self, fn):
+    def __call__(self, fn: F) -> F:
         enabled = self.enabled
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
             def generator(*args, **kwargs):
                 return (yield from _in_mode(enabled, fn(*args, **kwargs)))
-            return generator
+            return generator  # type: ignore[return-value]  # functools.wraps keeps fn's signature
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with _GradMode(enabled):
                 return fn(*args, **kwargs)
-        return wrapper
+        return wrapper  # type: ignore[return-value]
 
 
 def _in_mode(enabled, gen):
@@ -81,22 +102,23 @@ def _in_mode(enabled, gen):
             value, method = e, gen.throw
 
 
-def no_grad():
+def no_grad() -> _GradMode:
     """Record no graph inside the block (context manager or decorator), as torch.no_grad."""
     return _GradMode(False)
 
 
-def enable_grad():
+def enable_grad() -> _GradMode:
     """Record the graph inside the block even within no_grad()."""
     return _GradMode(True)
 
 
-def is_grad_enabled():
+def is_grad_enabled() -> bool:
+    """Whether ops record the graph here (False inside mt.no_grad()), in this thread or task."""
     return _enabled.get()
 
 
 @contextlib.contextmanager
-def name_scope(name):
+def name_scope(name: str) -> Iterator[None]:
     """Mark every op made inside the block with `name` (nested scopes join with '/').
 
     Inside a time step the scope stays a Step, with `name` added to its `inner` part.
@@ -109,7 +131,7 @@ def name_scope(name):
         set_mode(_enabled.get(), prev)
 
 
-def child_scope(scope, name):
+def child_scope(scope: str | Step | None, name: str | None) -> str | Step | None:
     """The scope `name` opened inside `scope` (None, a str or a Step keeps being a Step)."""
     if not name:
         return scope
@@ -124,10 +146,11 @@ class StateRecord:
     (`handed`, flat: step t's parts are handed[t·n : (t+1)·n]). None: mt.viz infers them."""
     __slots__ = ("names", "output_index", "handed")
 
-    def __init__(self, names, output_index=0, handed=None):
+    def __init__(self, names: tuple[str, ...], output_index: int = 0,
+                 handed: list[int] | None = None) -> None:
         self.names, self.output_index, self.handed = names, output_index, handed
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"StateRecord({self.names!r}, output_index={self.output_index})"
 
 
@@ -142,16 +165,16 @@ class Step(NamedTuple):
     path: str
     t: int
     inner: str = ""
-    states: "StateRecord | None" = None
+    states: StateRecord | None = None
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "/".join(p for p in (self.path, f"t={self.t}", self.inner) if p)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Step({str(self)!r})"
 
 
-_INFERRED: "dict[object, StateRecord]" = {}    # state names -> the record user loops share
+_INFERRED: dict[object, StateRecord] = {}    # state names -> the record user loops share
 
 
 class time_step:
@@ -164,8 +187,9 @@ class time_step:
     step makes that is used after it (h[t=3]); name other tensors with `tensor.name = …`.
     """
     __slots__ = ("t", "states", "prev")
+    prev: str | Step | None
 
-    def __init__(self, t, state_names=None):
+    def __init__(self, t: int, state_names: str | Sequence[str] | None = None) -> None:
         if type(t) is not int and not (isinstance(t, int) and not isinstance(t, bool)):
             raise TypeError(f"time_step: t must be an int, got {type(t).__name__}")
         self.t = t
@@ -173,20 +197,21 @@ class time_step:
 
     # Grad mode cannot change on entering or leaving, so only the scope and the mode that
     # ops read are set (what set_mode does, two ContextVar writes instead of three).
-    def __enter__(self):
+    def __enter__(self) -> Self:
         prev = self.prev = _scope.get()
         step = _new_step(Step, ("" if prev is None else str(prev), self.t, "", self.states))
         _scope.set(step)
         _mode.set(step if _enabled.get() else OFF)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         prev = self.prev
         _scope.set(prev)
         _mode.set(prev if _enabled.get() else OFF)
 
 
-def time_steps(n, state_names=None):
+def time_steps(n: int,
+               state_names: str | Sequence[str] | None = None) -> Generator[int, None, None]:
     """range(n), with the ops made in iteration t marked as time step t: time_step for a
     `for` loop, at the unroller's cost per step (one generator resume, two ContextVar writes).
 

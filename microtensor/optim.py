@@ -6,7 +6,11 @@ step then refuses to backward instead of using the new weights. Hyperparameters 
 `param_groups[0]` (so a schedule can change `lr` between steps) and per-parameter buffers in
 `state[i]`, i the parameter's index.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +34,7 @@ def _check_hyperparameter(owner, k, v):
 class Optimizer:
     """Base class: holds the parameters, their per-parameter state, and the hyperparameters."""
 
-    def __init__(self, params, defaults):
+    def __init__(self, params: Iterable[Tensor], defaults: dict[str, Any]) -> None:
         if isinstance(params, Tensor):
             raise ArgumentError(f"{type(self).__name__}: params must be an iterable of tensors "
                                 f"(e.g. model.parameters()), got a single Tensor")
@@ -52,15 +56,15 @@ class Optimizer:
         for k, v in defaults.items():
             _check_hyperparameter(type(self).__name__, k, v)
         self.params = params
-        self.param_groups = [dict(defaults, params=params)]
-        self.state = {}
+        self.param_groups: list[dict[str, Any]] = [dict(defaults, params=params)]
+        self.state: dict[int, dict[str, Any]] = {}
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter's .grad to None."""
         for p in self.params:
             p.grad = None
 
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient, in place.
 
         closure: optional, re-evaluates the model and returns the loss (returned by step).
@@ -78,13 +82,13 @@ class Optimizer:
                     st = state[i] = {}
                 g = p.grad          # a Tensor after backward(create_graph=True): its values
                 with versions.writing(p) as x:
-                    self._update(x, g if type(g) is np.ndarray else g.data, st, group)
+                    self._update(x, g if isinstance(g, np.ndarray) else g._data, st, group)
         return loss
 
     def _update(self, x, g, st, group):
         raise NotImplementedError
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """{'state': {i: {name: array or number}}, 'param_groups': [hyperparameters]} (copies),
         ready for mt.save."""
         state = {i: {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in st.items()}
@@ -93,7 +97,7 @@ class Optimizer:
                    for k, v in g.items()} for g in self.param_groups]
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore state and hyperparameters saved by state_dict(); checks everything first
         and changes nothing if the state does not fit these parameters."""
         name = type(self).__name__
@@ -109,7 +113,7 @@ class Optimizer:
         if len(saved_ids) != len(self.params):
             problems.append(f"the state is for {len(saved_ids)} parameters, this optimizer "
                             f"has {len(self.params)}")
-        new_state = {}
+        new_state: dict[int, dict[str, Any]] = {}
         for key, st in saved_state.items():
             i = int(key) if isinstance(key, (int, str)) and str(key).isdigit() else -1
             if not 0 <= i < len(self.params):
@@ -118,7 +122,7 @@ class Optimizer:
             if not isinstance(st, dict):
                 problems.append(f"state[{i}] is a {type(st).__name__}, not a dict")
                 continue
-            x = self.params[i].data
+            x = self.params[i]._data
             new_state[i] = {}
             for k, v in st.items():
                 if isinstance(v, np.ndarray):
@@ -140,7 +144,7 @@ class Optimizer:
         self.param_groups[0].update(hyper)
         self.state = new_state
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v}" for k, v in self.param_groups[0].items() if k != "params")
         return f"{type(self).__name__}({hyper})"
 
@@ -156,8 +160,8 @@ class SGD(Optimizer):
     x ← x − lr·g.
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False):
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -186,7 +190,9 @@ class Adam(Optimizer):
     x ← x − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
@@ -204,7 +210,7 @@ class Adam(Optimizer):
             st["exp_avg_sq"] = np.zeros_like(x)
         m, v = st["exp_avg"], st["exp_avg_sq"]
         t = st["step"] = st["step"] + 1
-        tmp = g * (1 - b1)
+        tmp = np.multiply(g, 1 - b1, out=np.empty_like(x))    # an array also for a 0-d x
         m *= b1
         m += tmp
         np.multiply(g, g, out=tmp)
@@ -225,8 +231,9 @@ class Adagrad(Optimizer):
     s ← s + g²;  x ← x − lr/(1 + (t − 1)·decay) · g / (√s + ε).
     """
 
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10):
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-2, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                 eps: float = 1e-10) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
                                       eps=eps))
@@ -241,7 +248,7 @@ class Adagrad(Optimizer):
         s = st["sum"]
         t = st["step"] = st["step"] + 1
         clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
-        tmp = g * g
+        tmp = np.multiply(g, g, out=np.empty_like(x))         # an array also for a 0-d x
         s += tmp
         np.sqrt(s, out=tmp)
         tmp += group["eps"]
@@ -257,8 +264,9 @@ class RMSprop(Optimizer):
     x ← x − lr·g/d, or with momentum b ← μb + g/d, x ← x − lr·b.
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False):
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                 centered: bool = False) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered))
 
@@ -271,7 +279,7 @@ class RMSprop(Optimizer):
             st["square_avg"] = np.zeros_like(x)
         st["step"] += 1
         a = st["square_avg"]
-        tmp = g * g
+        tmp = np.multiply(g, g, out=np.empty_like(x))         # an array also for a 0-d x
         tmp *= 1 - alpha
         a *= alpha
         a += tmp

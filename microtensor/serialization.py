@@ -6,6 +6,8 @@ strings, bools, None). Loading never unpickles, so opening a checkpoint cannot r
 it checks every size a file declares before allocating, so a crafted file cannot exhaust
 memory: whatever is wrong with a file, load raises one CheckpointError naming it.
 """
+from __future__ import annotations
+
 import ast
 import json
 import math
@@ -16,12 +18,16 @@ import struct
 import zipfile
 import zlib
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import CheckpointError, MicrotensorError
 from .files import NotARegularFile, atomic_write
 from .tensor import Tensor
+
+if TYPE_CHECKING:
+    from ._types import StrPath
 
 MANIFEST = "__microtensor_manifest__"
 FORMAT = "microtensor-checkpoint"
@@ -32,7 +38,7 @@ JSON_COST = 32              # a byte of JSON becomes at most ~24 bytes of Python
 
 
 # ---- save -------------------------------------------------------------------------------
-def save(obj, path):
+def save(obj: Any, path: StrPath) -> None:
     """Write obj to path atomically: a temporary file beside it, fsync'd, then renamed.
 
     obj: dicts (str or int keys), lists and tuples nesting ndarrays, Tensors (saved as their
@@ -42,7 +48,7 @@ def save(obj, path):
     removed and any previous checkpoint at path is left as it was.
     """
     path = os.fspath(path)
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     tree = _encode(obj, (), arrays, {})
     try:
         manifest = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree})
@@ -82,7 +88,7 @@ def _encode(obj, keys, arrays, open_containers):
     if isinstance(obj, (np.ndarray, np.generic, Tensor)):
         kind = "tensor" if isinstance(obj, Tensor) else \
             "array" if isinstance(obj, np.ndarray) else "npscalar"
-        arr = np.asarray(obj.data if isinstance(obj, Tensor) else obj)
+        arr = np.asarray(obj._data if isinstance(obj, Tensor) else obj)
         if arr.dtype.hasobject:
             raise CheckpointError(f"save: the array at '{_where(keys)}' has dtype object, which "
                                   f"a checkpoint cannot hold without pickle")
@@ -128,7 +134,7 @@ class _Corrupt(Exception):
     """What is wrong inside a file; load() turns it into a CheckpointError naming the file."""
 
 
-def load(path, max_bytes=None):
+def load(path: StrPath, max_bytes: int | None = None) -> Any:
     """Read a checkpoint written by save(). Never runs code from the file (nothing is
     unpickled) and allocates at most about max_bytes for it.
 

@@ -53,9 +53,9 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Any], eps: fl
                                      f"{_label(inputs, i)}: the gradient is not deterministic")
             rows[i][0].append(a)
             rows[i][1].append(np.tensordot(v, jac, axes=v.ndim).reshape(t.shape))
-    for i, (a, n) in rows.items():             # report the worst element over all rows
-        if a:
-            _compare(inputs, i, np.stack(a), np.stack(n), atol, rtol,
+    for i, (a_rows, n_rows) in rows.items():   # report the worst element over all rows
+        if a_rows:
+            _compare(inputs, i, np.stack(a_rows), np.stack(n_rows), atol, rtol,
                      out.shape if out.size <= FULL_JACOBIAN_MAX else None)
     zero = grad(out, wrt_tensors, grad_outputs=np.zeros(out.shape), retain_graph=True)
     for i, z in zip(wrt, zero):
@@ -86,7 +86,7 @@ def gradgradcheck(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Any],
                              f"{type(out).__name__}")
     if grad_outputs is None:
         grad_outputs = np.random.default_rng(0).standard_normal(out.shape)
-    v = Tensor(np.array(grad_outputs.data if isinstance(grad_outputs, Tensor) else grad_outputs,
+    v = Tensor(np.array(grad_outputs._data if isinstance(grad_outputs, Tensor) else grad_outputs,
                         dtype=np.float64), requires_grad=True)
     if v.shape != out.shape:
         raise GradcheckError(f"gradgradcheck: grad_outputs has shape {v.shape}, fn's output "
@@ -113,16 +113,16 @@ def _numeric_jacobian(fn, inputs, t, eps):
     perturbed too) and restored even when fn raises or the user presses Ctrl-C; the graph
     of `out` has locked it, and the write is undone before that graph is used again.
     """
-    data = t.data
+    data = t._data
     cols = []
     with no_grad(), versions.unlocked(data):
         for j in np.ndindex(data.shape):
             orig = data[j]
             try:
                 data[j] = orig + eps
-                plus = np.array(fn(*inputs).data, dtype=np.float64)
+                plus = np.array(fn(*inputs)._data, dtype=np.float64)
                 data[j] = orig - eps
-                minus = np.array(fn(*inputs).data, dtype=np.float64)
+                minus = np.array(fn(*inputs)._data, dtype=np.float64)
             finally:
                 data[j] = orig
             cols.append((plus - minus) / (2 * eps))
@@ -133,8 +133,8 @@ def _numeric_jacobian(fn, inputs, t, eps):
 def _check_deterministic(fn, inputs, out):
     """fn must give the same output for the same inputs, or finite differences mean nothing."""
     with no_grad():
-        again = fn(*inputs).data
-    if not np.array_equal(np.asarray(out.data), np.asarray(again), equal_nan=True):
+        again = fn(*inputs)._data
+    if not np.array_equal(np.asarray(out._data), np.asarray(again), equal_nan=True):
         raise GradcheckError("gradcheck: fn gave different outputs for the same inputs, so "
                              "its finite differences are meaningless. Does it draw random "
                              "numbers (dropout, mt.randn) on each call? Draw them once outside "

@@ -10,9 +10,12 @@ nodes older than it (one comparison per node, nothing per op: `check`).
 
 Writes microtensor cannot see — NumPy writing into `.data`, `.numpy()`, `.detach().data` or a
 view of them — are refused instead: an array a live graph will read is made read-only
-("memory guarding", as MyGrad), so the write raises NumPy's "assignment destination is
-read-only" at the line that makes it. Guarding every array at every op would cost several
-hundred ns per op, so it is lazy:
+("memory guarding", as MyGrad), so the write raises at the line that makes it. While it is
+locked, `.data` and `.numpy()` hand out a `GuardedArray` view, whose writes raise GuardError
+naming the op that will read the memory and what to do; an array the caller already held
+(or got from np.asarray) is a plain read-only ndarray, and NumPy's own "assignment
+destination is read-only" is what its writes get. Guarding every array at every op would
+cost several hundred ns per op, so it is lazy:
   - a leaf's memory (a parameter, an input, the caller's array behind mt.as_tensor) is locked
     by the first recorded op that reads it, which holds the lock (`lease_leaf`);
   - an op's output is locked when its array is first handed out (`.data`, `.numpy()`,
@@ -31,7 +34,7 @@ import weakref
 import numpy as np
 
 from .autograd import RELEASED, STATE, next_seq
-from .errors import ArgumentError, VersionError
+from .errors import ArgumentError, GuardError, VersionError
 
 ndarray = np.ndarray
 HISTORY = 64          # write seqs kept per storage, to say which version a node saw
@@ -226,6 +229,8 @@ def _unlock_all(arrays):
             except ValueError:
                 continue
             del _waiting[k]
+    if _views:
+        _reopen_views()
 
 
 # The locks a node holds: id(node) -> [weak reference to it, locked arrays, leaves whose
@@ -374,3 +379,144 @@ def writing_array(arr):
     finally:
         _relock(flipped)
         note_array_write(arr)
+
+
+# ---- what the caller is handed ----------------------------------------------------------
+
+def hand_out(t):
+    """t's array as the caller gets it (.data, .numpy(), .detach()): t's own array, locked
+    first while t's node is live (`expose`); a GuardedArray view of it while it is locked."""
+    if t.op is not None:
+        d = expose(t)
+    else:
+        d = t._data
+    if d.flags.writeable or STATE.walking:
+        return d
+    if id(d) not in _locked and id(base_of(d)) not in _locked:
+        return d                            # read-only for another reason: as it was
+    ref = _views.get(id(d))
+    v = ref() if ref is not None else None
+    if v is None or v.base is not d:        # one view per array, so x.data is x.data
+        v = d.view(GuardedArray)
+        v._mt_name = t.name
+        _views[id(d)] = weakref.ref(v)
+    return v
+
+
+# id(locked array) -> a weak reference to the GuardedArray view handed out of it: it is made
+# writable again once the array is unlocked, as the array itself is.
+_views: dict = {}
+
+
+def _reopen_views():
+    for key, ref in list(_views.items()):
+        v = ref()
+        if v is None:
+            del _views[key]
+            continue
+        d = v.base
+        if id(d) in _locked or id(base_of(d)) in _locked or not d.flags.writeable:
+            continue
+        del _views[key]
+        v.setflags(write=True)
+
+
+def _readers(arr):
+    """"op 'tanh' (made in t=3)", … : the live nodes whose locks cover arr's memory."""
+    mine = {id(arr), id(arr.base), id(base_of(arr))}
+    found = []
+    for e in list(_held.values()):
+        node = e[0]()
+        if node is not None and node.op is not None and any(id(a) in mine for a in e[1]):
+            found.append(f"op '{node.op.name}'" + (f" (made in {node.scope})" if node.scope
+                                                    else ""))
+    return found
+
+
+def _refuse(v, what):
+    """The GuardError for a write into GuardedArray v, if v's memory is still locked."""
+    name = getattr(v, "_mt_name", None)
+    readers = _readers(v)
+    by = f", saved for backward by {', '.join(readers[:3])}" if readers else ""
+    label = f"'{name}', " if name else ""
+    return GuardError(
+        f"{what}: this array ({label}shape {v.shape}) is read-only while a live graph will "
+        f"read it in backward{by}, so writing it would make the gradients wrong. Call "
+        f"backward() first (it releases the memory), edit a copy (np.array(x.data), "
+        f"x.clone()), or update it with microtensor's in-place ops (with mt.no_grad(): "
+        f"w -= lr * w.grad; x.zero_()), which count versions.")
+
+
+def _locked_here(v):
+    return isinstance(v, GuardedArray) and not v.flags.writeable and (
+        id(v.base) in _locked or id(base_of(v)) in _locked)
+
+
+def _translate(e, arrays, what):
+    """A NumPy read-only ValueError as GuardError, when one of arrays is a locked view."""
+    for a in arrays:
+        if _locked_here(a):
+            return _refuse(a, what)
+    return e
+
+
+def _plain(x):
+    return x.view(ndarray) if isinstance(x, GuardedArray) else x
+
+
+class GuardedArray(ndarray):
+    """The ndarray view `.data` and `.numpy()` hand out while a live graph reads its memory.
+
+    It is read-only until backward releases the memory; a write into it (item assignment,
+    an in-place operator, a ufunc's out=, fill, copyto, …) raises GuardError, which says
+    what to do instead of NumPy's bare "assignment destination is read-only". Arithmetic on
+    it returns plain ndarrays.
+    """
+
+    def __setitem__(self, key, value):
+        try:
+            ndarray.__setitem__(self, key, value)
+        except ValueError as e:
+            raise _translate(e, (self,), "x.data[...] = …") from None
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        args = tuple(_plain(x) for x in inputs)
+        if out is not None:
+            kwargs["out"] = tuple(_plain(o) for o in out)
+        try:
+            result = getattr(ufunc, method)(*args, **kwargs)
+        except ValueError as e:
+            raise _translate(e, out or (), f"np.{ufunc.__name__}(…, out=…)") from None
+        if out is None:
+            return result
+        return out[0] if len(out) == 1 else out     # the views themselves, for `v += 1`
+
+    def __array_function__(self, func, types, args, kwargs):
+        try:
+            return ndarray.__array_function__(self, func, types, args, kwargs)
+        except ValueError as e:
+            raise _translate(e, args[:1], f"np.{func.__name__}") from None
+
+    def __reduce__(self):                   # pickles and copies as the plain array it is
+        return _plain(self).copy().__reduce__()
+
+    def copy(self, order="C"):
+        """A plain writable copy (as ndarray.copy)."""
+        return ndarray.copy(_plain(self), order)
+
+
+def _refusing(name):
+    method = getattr(ndarray, name)
+
+    def refusing(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except ValueError as e:
+            raise _translate(e, (self,), f"x.data.{name}(…)") from None
+
+    refusing.__name__, refusing.__doc__ = name, method.__doc__
+    return refusing
+
+
+for _name in ("fill", "sort", "put", "partition", "byteswap", "setfield", "resize"):
+    setattr(GuardedArray, _name, _refusing(_name))

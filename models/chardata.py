@@ -1,9 +1,19 @@
 """Text for character-level models: the vocabulary, the default corpus, truncated-BPTT streams."""
+from __future__ import annotations
+
 import glob
 import os
 import sysconfig
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
+
+    from microtensor._types import StrPath
 
 DEFAULT_MAX_BYTES = 300_000
 MAX_TEXT_BYTES = 2 ** 27          # 128 MiB: more than enwik8; a bigger file is refused
@@ -19,7 +29,7 @@ class Vocab:
     Stored in checkpoints as its plain string `chars`; Vocab(chars) rebuilds it.
     """
 
-    def __init__(self, chars):
+    def __init__(self, chars: str) -> None:
         if not isinstance(chars, str) or not chars:
             raise ValueError(f"Vocab: expected a non-empty string of characters, got {chars!r}")
         if "".join(sorted(set(chars))) != chars:
@@ -32,12 +42,13 @@ class Vocab:
         self.chars = chars
 
     @classmethod
-    def from_text(cls, text):
+    def from_text(cls, text: str) -> Self:
+        """The vocabulary of text's characters; DataError for an empty text."""
         if not text:
             raise DataError("cannot build a vocabulary from an empty text")
         return cls("".join(sorted(set(text))))
 
-    def encode(self, text):
+    def encode(self, text: str) -> np.ndarray:
         """The indices of text's characters, int64; DataError naming any unknown character."""
         cp = _code_points(text)
         idx = np.minimum(np.searchsorted(self._codes, cp), len(self._codes) - 1)
@@ -49,10 +60,11 @@ class Vocab:
                             f"{' …' if len(bad) > 10 else ''}")
         return idx.astype(np.int64)
 
-    def decode(self, indices):
+    def decode(self, indices: ArrayLike) -> str:
+        """The text of the character indices (any shape, read in order)."""
         return "".join(self.chars[i] for i in np.asarray(indices).reshape(-1))
 
-    def difference(self, other, names=("this", "the other")):
+    def difference(self, other: Vocab, names: tuple[str, str] = ("this", "the other")) -> str:
         """A short text saying how this vocabulary differs from other ('' when equal)."""
         if self == other:
             return ""
@@ -61,17 +73,17 @@ class Vocab:
         for label, cs in ((f"only in {names[0]}", mine - theirs),
                           (f"only in {names[1]}", theirs - mine)):
             if cs:
-                cs = "".join(sorted(cs))
-                parts.append(f"{label}: {cs[:12]!r}{' …' if len(cs) > 12 else ''}")
+                text = "".join(sorted(cs))
+                parts.append(f"{label}: {text[:12]!r}{' …' if len(text) > 12 else ''}")
         return ", ".join(parts)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.chars)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocab) and self.chars == other.chars
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         more = "…" if len(self) > 20 else ""
         return f"Vocab({len(self)} characters: {self.chars[:20]!r}{more})"
 
@@ -80,7 +92,7 @@ def _code_points(text):
     return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
 
 
-def stdlib_files():
+def stdlib_files() -> list[str]:
     """The default corpus's candidates: the public top-level modules of Python's standard
     library (stdlib/*.py, not _*.py, some of which are generated per machine), sorted."""
     root = sysconfig.get_paths()["stdlib"]
@@ -88,7 +100,7 @@ def stdlib_files():
                   if not os.path.basename(p).startswith("_"))
 
 
-def corpus_files(max_bytes=DEFAULT_MAX_BYTES):
+def corpus_files(max_bytes: int = DEFAULT_MAX_BYTES) -> list[str]:
     """The files load_corpus() reads by default: stdlib_files() in order until max_bytes."""
     files, total = [], 0
     for f in stdlib_files():
@@ -99,7 +111,7 @@ def corpus_files(max_bytes=DEFAULT_MAX_BYTES):
     return files
 
 
-def read_text(path, max_bytes=MAX_TEXT_BYTES, cut=False):
+def read_text(path: StrPath, max_bytes: int = MAX_TEXT_BYTES, cut: bool = False) -> str:
     """A file's text, or DataError saying in one line what is wrong and what to do.
 
     Reads at most max_bytes: a longer file is a DataError, or with cut=True is cut there
@@ -148,7 +160,7 @@ def read_text(path, max_bytes=MAX_TEXT_BYTES, cut=False):
     return text.removeprefix("\ufeff")
 
 
-def load_corpus(path=None, max_bytes=None):
+def load_corpus(path: StrPath | None = None, max_bytes: int | None = None) -> str:
     """The training text: the file at path, or by default Python's own standard library.
 
     The default corpus is read at run time from the interpreter's stdlib folder (every
@@ -174,7 +186,7 @@ def _cut(raw, max_bytes):
     return raw[:max_bytes].decode("utf-8", errors="ignore")
 
 
-def check_length(n, batch_size, seq_len):
+def check_length(n: int, batch_size: int, seq_len: int) -> None:
     """DataError unless n characters give each of batch_size streams one chunk of seq_len."""
     for name, v in (("batch_size", batch_size), ("seq_len", seq_len)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -186,7 +198,8 @@ def check_length(n, batch_size, seq_len):
                         f"(use a longer text or a smaller sequence length or batch)")
 
 
-def batches(data, batch_size, seq_len, seed=0, start=0):
+def batches(data: ArrayLike, batch_size: int, seq_len: int, seed: int = 0,
+            start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
     """Yield (xs, ys, fresh) for steps start, start + 1, … (forever): truncated-BPTT chunks.
 
     The text is cut into B = batch_size contiguous streams of L = (N − 1) // B characters,

@@ -1,4 +1,9 @@
 """A character-level language model over any of the three cells, its checks and checkpoints."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
 import numpy as np
 
 import microtensor as mt
@@ -11,6 +16,11 @@ from .gru import GRU
 from .lstm import LSTM
 from .rnn import VanillaRNN
 from .rnn_reference import bptt
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from microtensor._types import FloatDType, State, StrPath
 
 CELLS = ("rnn", "lstm", "gru")
 FORMAT = "microtensor-charlm"
@@ -25,7 +35,8 @@ class CharLM(nn.Module):
     initial_state(B) returns: h (B, H) for "rnn", h (1, B, H) for "gru", (h, c) for "lstm".
     """
 
-    def __init__(self, vocab_size, hidden_size, cell="rnn", dtype=np.float64):
+    def __init__(self, vocab_size: int, hidden_size: int, cell: str = "rnn",
+                 dtype: FloatDType = np.float64) -> None:
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"CharLM: cell must be one of {', '.join(CELLS)}, got {cell!r}")
@@ -35,18 +46,20 @@ class CharLM(nn.Module):
         self.vocab_size, self.hidden_size, self.cell_type = int(vocab_size), int(hidden_size), cell
         self.dtype = np.dtype(dtype)
         V, H = self.vocab_size, self.hidden_size
+        self.rnn: VanillaRNN | LSTM | GRU           # as cell_type says
         if cell == "rnn":
             self.rnn = VanillaRNN(V, H, V, dtype=self.dtype)
         else:
             self.rnn = (LSTM if cell == "lstm" else GRU)(V, H, dtype=self.dtype)
             self.head = nn.Linear(H, V, dtype=self.dtype)
 
-    def config(self):
+    def config(self) -> dict[str, Any]:
         """What defines this model's shape: CharLM(**config()) builds another like it."""
         return {"vocab_size": self.vocab_size, "hidden_size": self.hidden_size,
                 "cell": self.cell_type, "dtype": self.dtype.name}
 
-    def initial_state(self, batch_size):
+    def initial_state(self, batch_size: int) -> State:
+        """Zeros for a batch: h (B, H) for "rnn", h (1, B, H) for "gru", (h, c) for "lstm"."""
         H, dt = self.hidden_size, self.dtype
         if self.cell_type == "rnn":
             return mt.zeros(batch_size, H, dtype=dt)
@@ -54,15 +67,16 @@ class CharLM(nn.Module):
             return mt.zeros(1, batch_size, H, dtype=dt), mt.zeros(1, batch_size, H, dtype=dt)
         return mt.zeros(1, batch_size, H, dtype=dt)
 
-    def state_to_arrays(self, state):
+    def state_to_arrays(self, state: State) -> list[np.ndarray]:
         """The state as a list of arrays (copies), for a checkpoint."""
         return [s.data.copy() for s in (state if isinstance(state, tuple) else (state,))]
 
-    def state_from_arrays(self, arrays):
+    def state_from_arrays(self, arrays: Sequence[ArrayLike]) -> State:
+        """The state back from state_to_arrays' list (as this model's dtype)."""
         parts = tuple(mt.tensor(np.asarray(a, dtype=self.dtype)) for a in arrays)
         return parts if self.cell_type == "lstm" else parts[0]
 
-    def forward(self, xs, state=None):
+    def forward(self, xs: ArrayLike, state: State | None = None) -> tuple[mt.Tensor, State]:
         """xs (T, B) indices -> (logits (T, B, V), final state)."""
         x = self._one_hot(xs)
         if self.cell_type == "rnn":
@@ -70,7 +84,8 @@ class CharLM(nn.Module):
         out, state = self.rnn(x, state)
         return self.head(out), state
 
-    def loss(self, xs, targets, state=None):
+    def loss(self, xs: ArrayLike, targets: ArrayLike,
+             state: State | None = None) -> tuple[mt.Tensor, State]:
         """Mean cross-entropy over all T×B positions of next-character targets (T, B).
 
         Returns (loss, final state); the state is still in the graph (detach it to carry
@@ -80,14 +95,16 @@ class CharLM(nn.Module):
         if targets.shape != xs.shape:
             raise mt.ShapeError(f"CharLM.loss: targets must have the shape of xs (T, B) = "
                                 f"{xs.shape}; got {targets.shape}")
-        if self.cell_type == "rnn":
-            return self.rnn.loss(self._one_hot(xs), targets, state)
+        if self.cell_type == "rnn":                 # a VanillaRNN, whose state is one h
+            rnn = cast(VanillaRNN, self.rnn)
+            return rnn.loss(self._one_hot(xs), targets, cast("mt.Tensor | None", state))
         logits, state = self(xs, state)
         T, B, V = logits.shape
         return F.cross_entropy(logits.reshape(T * B, V), targets.reshape(T * B)), state
 
     @mt.no_grad()
-    def generate(self, prime, length, temperature=1.0, rng=None, state=None):
+    def generate(self, prime: ArrayLike, length: int, temperature: float = 1.0,
+                 rng: np.random.Generator | None = None, state: State | None = None) -> np.ndarray:
         """Sample `length` characters after the indices `prime` (at least one): the prime
         runs through the model from `state` (zeros by default) and each sampled character
         is fed back, the state carried. Samples from softmax(logits / temperature) with
@@ -120,12 +137,13 @@ class CharLM(nn.Module):
                                 f"{xs.shape}")
         return F.one_hot(xs, self.vocab_size, dtype=self.dtype)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """vocab_size, hidden_size, cell and dtype."""
         return f"vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, " \
                f"cell={self.cell_type!r}, dtype={self.dtype.name}"
 
 
-def parameter_count(vocab_size, hidden_size, cell):
+def parameter_count(vocab_size: int, hidden_size: int, cell: str) -> int:
     """How many numbers CharLM(vocab_size, hidden_size, cell) holds, without building it."""
     V, H = vocab_size, hidden_size
     if cell == "rnn":                                   # Wxh, Whh, bh; Why, by
@@ -143,8 +161,8 @@ PER_LOGIT = 12
 OPTIMIZER_BUFFERS = {"Adam": 2, "Adagrad": 1, "SGD": 0}
 
 
-def memory_estimate(vocab_size, hidden_size, cell, dtype, batch, seq_len, optimizer="Adam",
-                    chars=0):
+def memory_estimate(vocab_size: int, hidden_size: int, cell: str, dtype: FloatDType, batch: int,
+                    seq_len: int, optimizer: str = "Adam", chars: int = 0) -> int:
     """An upper bound, in bytes, of the memory training a CharLM takes: one truncated-BPTT
     step (seq_len × batch) with `optimizer` (a class name), plus a text of `chars`
     characters read, encoded and held as indices. Computed without allocating anything."""
@@ -155,7 +173,7 @@ def memory_estimate(vocab_size, hidden_size, cell, dtype, batch, seq_len, optimi
     return itemsize * per_step + 40 * chars
 
 
-def float64_copy(model):
+def float64_copy(model: CharLM) -> CharLM:
     """The same model in float64, without touching mt's random generator (for checks)."""
     rng_state = mt.get_rng_state()
     try:
@@ -166,7 +184,8 @@ def float64_copy(model):
     return twin
 
 
-def bptt_differences(model, xs, targets, h0=None):
+def bptt_differences(model: CharLM, xs: ArrayLike, targets: ArrayLike,
+                     h0: ArrayLike | None = None) -> dict[str, float]:
     """Graph BPTT of an "rnn" CharLM against the hand-derived models.rnn_reference.bptt.
 
     Both run in float64 on a copy of the model (the model itself is left as it was) over
@@ -191,7 +210,8 @@ def bptt_differences(model, xs, targets, h0=None):
             for k, g, r in pairs}
 
 
-def gradcheck_chunk(model, xs, targets, steps=4, seed=0):
+def gradcheck_chunk(model: CharLM, xs: ArrayLike, targets: ArrayLike, steps: int = 4,
+                    seed: int = 0) -> list[str]:
     """mt.gradcheck of the loss on a tiny slice (the first `steps` steps of stream 0), in
     float64 on a copy of the model, with respect to a random initial state and every bias
     (weights are too many for finite differences). Returns the names checked; raises
@@ -215,8 +235,10 @@ def gradcheck_chunk(model, xs, targets, steps=4, seed=0):
 
 
 # ---- checkpoints ------------------------------------------------------------------------
-def save_checkpoint(path, model, optimizer, step, rng_state, vocab, config, state=None,
-                    history=None):
+def save_checkpoint(path: StrPath, model: CharLM, optimizer: mt.optim.Optimizer, step: int,
+                    rng_state: Mapping[str, Any], vocab: Vocab, config: Mapping[str, Any],
+                    state: State | None = None,
+                    history: Mapping[str, Sequence[float]] | None = None) -> None:
     """Everything needed to continue training exactly, written atomically by mt.save.
 
     model and optimizer: their state dicts (and the model's config(), the optimizer's
@@ -240,7 +262,9 @@ FIELDS = {"format": str, "version": int, "step": int, "model_config": dict, "mod
           "history": dict}
 
 
-def load_checkpoint(path, model=None, optimizer=None, vocab=None):
+def load_checkpoint(path: StrPath, model: CharLM | None = None,
+                    optimizer: mt.optim.Optimizer | None = None,
+                    vocab: Vocab | None = None) -> dict[str, Any]:
     """Read a checkpoint of save_checkpoint; if given, check that model, optimizer and vocab
     are those it was saved from and load it into them.
 

@@ -1,4 +1,8 @@
 """The GRU cell and a torch.nn.GRU-compatible model, built from microtensor's public API."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 import microtensor as mt
@@ -6,6 +10,9 @@ import microtensor.functional as F
 from microtensor import nn
 
 from .stacked import TorchLayoutRecurrent, uniform_weight
+
+if TYPE_CHECKING:
+    from microtensor._types import FloatDType
 
 
 class GRUCell(nn.RecurrentCell):
@@ -19,7 +26,8 @@ class GRUCell(nn.RecurrentCell):
     folded into the input projection that precompute does for all steps at once.
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: FloatDType = np.float64) -> None:
         super().__init__(input_size, hidden_size)
         H = hidden_size
         self.bias = bias
@@ -28,10 +36,12 @@ class GRUCell(nn.RecurrentCell):
         self.bias_ih = uniform_weight((3 * H,), H, dtype) if bias else None
         self.bias_hh = uniform_weight((3 * H,), H, dtype) if bias else None
 
-    def precompute(self, xs):
+    def precompute(self, xs: mt.Tensor) -> mt.Tensor:
+        """x W_ihᵀ + b_ih for every step of xs (T, B, I), in one matmul (b_hh stays per step)."""
         return F.linear(xs, self.weight_ih, self.bias_ih)
 
-    def forward(self, xp_t, h):                        # xp_t: this step's row of precompute
+    def forward(self, xp_t: mt.Tensor, h: mt.Tensor) -> mt.Tensor:
+        """h' from h and xp_t, this step's row of precompute(xs)."""
         x_r, x_z, x_n = mt.split(xp_t, 3, axis=1)
         h_r, h_z, h_n = mt.split(F.linear(h, self.weight_hh, self.bias_hh), 3, axis=1)
         r = (x_r + h_r).sigmoid()
@@ -39,7 +49,8 @@ class GRUCell(nn.RecurrentCell):
         n = (x_n + r * h_n).tanh()
         return n + z * (h - n)          # (1 − z) ⊙ n + z ⊙ h, one op fewer
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """input_size, hidden_size (and bias=False when there is none)."""
         return super().extra_repr() + ("" if self.bias else ", bias=False")
 
 
@@ -53,7 +64,8 @@ class GRU(TorchLayoutRecurrent):
     only) applies between layers. load_torch_state_dict(sd) takes torch.nn.GRU's.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False,
-                 dropout=0.0, bias=True, dtype=np.float64, batch_first=False):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, bias: bool = True,
+                 dtype: FloatDType = np.float64, batch_first: bool = False) -> None:
         super().__init__(GRUCell(input_size, hidden_size, bias, dtype), num_layers,
                          bidirectional, dropout, batch_first)

@@ -1,4 +1,8 @@
 """The LSTM cell and a torch.nn.LSTM-compatible model, built from microtensor's public API."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 import microtensor as mt
@@ -6,6 +10,9 @@ import microtensor.functional as F
 from microtensor import nn
 
 from .stacked import TorchLayoutRecurrent, uniform_weight
+
+if TYPE_CHECKING:
+    from microtensor._types import FloatDType
 
 
 class LSTMCell(nn.RecurrentCell):
@@ -21,7 +28,8 @@ class LSTMCell(nn.RecurrentCell):
     """
     state_names = ("h", "c")
 
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float64):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 dtype: FloatDType = np.float64) -> None:
         super().__init__(input_size, hidden_size)
         H = hidden_size
         self.bias = bias
@@ -30,19 +38,24 @@ class LSTMCell(nn.RecurrentCell):
         self.bias_ih = uniform_weight((4 * H,), H, dtype) if bias else None
         self.bias_hh = uniform_weight((4 * H,), H, dtype) if bias else None
 
-    def precompute(self, xs):
+    def precompute(self, xs: mt.Tensor) -> mt.Tensor:
+        """x W_ihᵀ + b_ih + b_hh for every step of xs (T, B, I), in one matmul."""
         if not self.bias:
             return F.linear(xs, self.weight_ih)
+        assert self.bias_ih is not None and self.bias_hh is not None
         return F.linear(xs, self.weight_ih, self.bias_ih + self.bias_hh)   # two (4H,) added once
 
-    def forward(self, xp_t, state):                    # xp_t: this step's row of precompute
+    def forward(self, xp_t: mt.Tensor,
+                state: tuple[mt.Tensor, mt.Tensor]) -> tuple[mt.Tensor, mt.Tensor]:
+        """(h', c') from the state (h, c) and xp_t, this step's row of precompute(xs)."""
         h, c = state
         gates = F.linear_add(h, self.weight_hh, xp_t)  # h W_hhᵀ + x W_ihᵀ + b_ih + b_hh
         i, f, g, o = mt.split(gates, 4, axis=1)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
         return o.sigmoid() * c.tanh(), c
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """input_size, hidden_size (and bias=False when there is none)."""
         return super().extra_repr() + ("" if self.bias else ", bias=False")
 
 
@@ -57,7 +70,8 @@ class LSTM(TorchLayoutRecurrent):
     torch.nn.LSTM(...).state_dict() directly.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False,
-                 dropout=0.0, bias=True, dtype=np.float64, batch_first=False):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0, bias: bool = True,
+                 dtype: FloatDType = np.float64, batch_first: bool = False) -> None:
         super().__init__(LSTMCell(input_size, hidden_size, bias, dtype), num_layers,
                          bidirectional, dropout, batch_first)

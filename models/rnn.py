@@ -1,9 +1,18 @@
 """The vanilla RNN of the classic tutorials, built from microtensor's public API only."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 import microtensor as mt
 import microtensor.functional as F
 from microtensor import nn
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from microtensor._types import FloatDType
 
 
 class VanillaRNNCell(nn.RecurrentCell):
@@ -15,17 +24,20 @@ class VanillaRNNCell(nn.RecurrentCell):
     for all, as torch.nn.RNN.
     """
 
-    def __init__(self, input_size, hidden_size, init="classic", dtype=np.float64):
+    def __init__(self, input_size: int, hidden_size: int, init: str = "classic",
+                 dtype: FloatDType = np.float64) -> None:
         super().__init__(input_size, hidden_size)
         H, I = hidden_size, input_size
         self.Wxh = nn.Parameter(_weight((H, I), H, init, dtype))
         self.Whh = nn.Parameter(_weight((H, H), H, init, dtype))
         self.bh = nn.Parameter(_bias(H, H, init, dtype))
 
-    def precompute(self, xs):
-        return F.linear(xs, self.Wxh, self.bh)          # x_t Wxhᵀ + bh for every t
+    def precompute(self, xs: mt.Tensor) -> mt.Tensor:
+        """x_t Wxhᵀ + bh for every t of xs (T, B, I), in one matmul."""
+        return F.linear(xs, self.Wxh, self.bh)
 
-    def forward(self, xp_t, h):                         # xp_t: this step's row of precompute
+    def forward(self, xp_t: mt.Tensor, h: mt.Tensor) -> mt.Tensor:
+        """h_t = tanh(h_{t−1} Whhᵀ + xp_t), xp_t being this step's row of precompute(xs)."""
         return F.linear_add(h, self.Whh, xp_t).tanh()
 
 
@@ -55,8 +67,8 @@ class VanillaRNN(nn.Module):
     batch_first=True: xs (B, T, I) and logits (B, T, O), as torch's batch_first.
     """
 
-    def __init__(self, input_size, hidden_size, output_size, init="classic",
-                 dtype=np.float64, batch_first=False):
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, init: str = "classic",
+                 dtype: FloatDType = np.float64, batch_first: bool = False) -> None:
         super().__init__()
         H = hidden_size
         self.Wxh = nn.Parameter(_weight((H, input_size), H, init, dtype))
@@ -68,25 +80,27 @@ class VanillaRNN(nn.Module):
             input_size, hidden_size, output_size
         self.batch_first = batch_first
 
-    def forward(self, xs, h0=None):
+    def forward(self, xs: mt.Tensor | ArrayLike,
+                h0: mt.Tensor | None = None) -> tuple[mt.Tensor, mt.Tensor]:
+        """(logits (T, B, O), h_T (B, H)) for xs (T, B, I) from h0 (zeros by default)."""
         xs, h = self._checked(mt.as_tensor(xs), h0)
         xp = self.precompute(xs)
         hs = []
         for t in mt.time_steps(len(xp), state_names="h"):   # each iteration is step t
             h = self.step(xp[t], h)
             hs.append(h)
-        hs = mt.stack(hs, axis=1 if self.batch_first else 0)
-        return F.linear(hs, self.Why, self.by), h
+        states = mt.stack(hs, axis=1 if self.batch_first else 0)
+        return F.linear(states, self.Why, self.by), h
 
-    def precompute(self, xs):
+    def precompute(self, xs: mt.Tensor) -> mt.Tensor:
         """x_t Wxhᵀ + bh for every t of xs (T, B, I): the input projection in one matmul."""
         return F.linear(xs, self.Wxh, self.bh)
 
-    def step(self, xp_t, h):
+    def step(self, xp_t: mt.Tensor, h: mt.Tensor) -> mt.Tensor:
         """h_t = tanh(h_{t−1} Whhᵀ + xp_t), xp_t being step t's row of precompute(xs)."""
         return F.linear_add(h, self.Whh, xp_t).tanh()
 
-    def _checked(self, xs, h0):
+    def _checked(self, xs: mt.Tensor, h0: mt.Tensor | None) -> tuple[mt.Tensor, mt.Tensor]:
         """xs time-major and h0 (zeros by default), or an error saying what was expected."""
         layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
         if xs.ndim != 3 or xs.shape[-1] != self.input_size or 0 in xs.shape[:2]:
@@ -107,7 +121,8 @@ class VanillaRNN(nn.Module):
                                 f"expected (B, H) = ({B}, {H})")
         return xs, h0
 
-    def loss(self, xs, targets, h0=None, many_to_one=False):
+    def loss(self, xs: mt.Tensor | ArrayLike, targets: ArrayLike, h0: mt.Tensor | None = None,
+             many_to_one: bool = False) -> tuple[mt.Tensor, mt.Tensor]:
         """Mean softmax cross-entropy: over all T×B positions with targets (T, B) (or
         (B, T) when batch_first), or over the B last-step positions with targets (B,) when
         many_to_one. Returns (loss, h_T)."""
@@ -126,7 +141,9 @@ class VanillaRNN(nn.Module):
         return F.cross_entropy(logits.reshape(-1, O), targets.reshape(-1)), h_T
 
     @mt.no_grad()
-    def generate(self, first, length, h0=None, temperature=1.0, greedy=False, rng=None):
+    def generate(self, first: int | ArrayLike, length: int, h0: mt.Tensor | None = None,
+                 temperature: float = 1.0, greedy: bool = False,
+                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, mt.Tensor | None]:
         """One-to-many: feed each step's output back as the next input (I = O, one-hot).
 
         first: the index (or B indices) to start from. Greedy takes the argmax; otherwise
@@ -155,6 +172,7 @@ class VanillaRNN(nn.Module):
             out.append(idx)
         return np.stack(out), h
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """input_size, hidden_size, output_size (and batch_first when set)."""
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, " \
                f"output_size={self.output_size}" + (", batch_first=True" if self.batch_first else "")

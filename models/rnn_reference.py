@@ -1,11 +1,19 @@
 """Hand-derived NumPy BPTT for a vanilla tanh RNN: the reference that graph-derived gradients are checked against."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
 
 _PARAM_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 
 
-def init_params(input_size, hidden_size, output_size, rng, dtype=np.float64, scale=0.01):
+def init_params(input_size: int, hidden_size: int, output_size: int, rng: np.random.Generator,
+                dtype: DTypeLike = np.float64, scale: float = 0.01) -> dict[str, np.ndarray]:
     """min-char-rnn's initialisation: small Gaussian weights (randn · scale) and zero biases."""
     I, H, O = input_size, hidden_size, output_size
     return {
@@ -17,7 +25,9 @@ def init_params(input_size, hidden_size, output_size, rng, dtype=np.float64, sca
     }
 
 
-def _prepare(params, xs, targets, h0, many_to_one):
+def _prepare(params: Mapping[str, ArrayLike], xs: ArrayLike, targets: ArrayLike, h0: ArrayLike | None,
+             many_to_one: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                         np.ndarray, np.ndarray, np.ndarray]:
     """Check every shape against its layout, cast inputs to the params' dtype; return the loops' arguments."""
     missing = [k for k in _PARAM_NAMES if k not in params]
     if missing:
@@ -169,7 +179,8 @@ def _bptt_hoisted(Wxh, Whh, Why, bh, by, xs, targets, h0, many_to_one):
             "logits": logits.reshape(T, B, O)}
 
 
-def bptt(params, xs, targets, h0=None, many_to_one=False):
+def bptt(params: Mapping[str, ArrayLike], xs: ArrayLike, targets: ArrayLike, h0: ArrayLike | None = None,
+         many_to_one: bool = False) -> dict[str, Any]:
     """Loss and gradients of a tanh RNN by backpropagation through time, written like min-char-rnn.
 
     h_t = tanh(x_t Wxhᵀ + h_{t−1} Whhᵀ + bh), y_t = h_t Whyᵀ + by, loss = mean softmax cross-entropy.
@@ -183,7 +194,8 @@ def bptt(params, xs, targets, h0=None, many_to_one=False):
     return _bptt_loop(*_prepare(params, xs, targets, h0, many_to_one), many_to_one)
 
 
-def bptt_hoisted(params, xs, targets, h0=None, many_to_one=False):
+def bptt_hoisted(params: Mapping[str, ArrayLike], xs: ArrayLike, targets: ArrayLike,
+                 h0: ArrayLike | None = None, many_to_one: bool = False) -> dict[str, Any]:
     """Same as `bptt`, with every step-independent matmul hoisted out of the time loops (the NumPy optimum).
 
     Parameters and the returned dict are those of `bptt`.
@@ -191,7 +203,8 @@ def bptt_hoisted(params, xs, targets, h0=None, many_to_one=False):
     return _bptt_hoisted(*_prepare(params, xs, targets, h0, many_to_one), many_to_one)
 
 
-def truncated_bptt(params, xs, targets, h0=None, chunk=25, hoisted=False):
+def truncated_bptt(params: Mapping[str, ArrayLike], xs: ArrayLike, targets: ArrayLike,
+                   h0: ArrayLike | None = None, chunk: int = 25, hoisted: bool = False) -> dict[str, Any]:
     """Truncated BPTT: chunks of `chunk` steps, each with its own mean loss, the hidden state carried across.
 
     No gradient crosses a chunk boundary. params, xs, targets (T, B) and h0 are those of `bptt`
@@ -203,7 +216,7 @@ def truncated_bptt(params, xs, targets, h0=None, chunk=25, hoisted=False):
         raise ValueError(f"chunk must be a positive int; got {chunk!r}")
     Wxh, Whh, Why, bh, by, xs, targets, h = _prepare(params, xs, targets, h0, False)
     run = _bptt_hoisted if hoisted else _bptt_loop
-    out = {"losses": []}
+    out: dict[str, Any] = {"losses": []}
     for start in range(0, xs.shape[0], chunk):
         stop = start + chunk
         g = run(Wxh, Whh, Why, bh, by, xs[start:stop], targets[start:stop], h, False)

@@ -1,10 +1,18 @@
 """The base of models.LSTM and models.GRU: mt.nn.Recurrent with torch.nn.LSTM's parameter names."""
+from __future__ import annotations
+
 from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import microtensor as mt
 from microtensor import nn
+
+if TYPE_CHECKING:
+    from microtensor._types import FloatDType, Shape
+    from microtensor.nn.module import IncompatibleKeys
 
 WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -19,12 +27,12 @@ class TorchLayoutRecurrent(nn.Recurrent):
     (B, T, I) and outputs (B, T, D·H) with batch_first.
     """
 
-    def __init__(self, cell, num_layers=1, bidirectional=False, dropout=0.0,
-                 batch_first=False):
+    def __init__(self, cell: nn.RecurrentCell, num_layers: int = 1, bidirectional: bool = False,
+                 dropout: float = 0.0, batch_first: bool = False) -> None:
         super().__init__(cell, num_layers, bidirectional, dropout, batch_first)
         self.input_size, self.hidden_size = cell.input_size, cell.hidden_size
 
-    def torch_names(self):
+    def torch_names(self) -> OrderedDict[str, str]:
         """torch's parameter name -> ours ('weight_ih_l1_reverse' -> 'cells.3.weight_ih')."""
         D = 2 if self.bidirectional else 1
         names = OrderedDict()
@@ -35,24 +43,26 @@ class TorchLayoutRecurrent(nn.Recurrent):
                     names[w + suffix] = f"cells.{k}.{w}"
         return names
 
-    def torch_state_dict(self):
+    def torch_state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Our parameters as a copy under torch's names, ready for torch's load_state_dict
         (after torch.from_numpy)."""
         ours = self.state_dict()
         return OrderedDict((t, ours[o]) for t, o in self.torch_names().items())
 
-    def load_torch_state_dict(self, state_dict, strict=True):
+    def load_torch_state_dict(self, state_dict: Mapping[str, Any],
+                              strict: bool = True) -> IncompatibleKeys:
         """Load torch.nn.LSTM/GRU(...).state_dict() (torch tensors or arrays), checked as
         load_state_dict checks: every name and shape, and nothing changes on an error."""
         names = self.torch_names()
         mapped = {names.get(k, k): np.asarray(v) for k, v in state_dict.items()}
         return self.load_state_dict(mapped, strict=strict)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """input_size, hidden_size and Recurrent's settings."""
         return f"{self.input_size}, {self.hidden_size}, " + super().extra_repr()
 
 
-def uniform_weight(shape, hidden_size, dtype):
+def uniform_weight(shape: Shape, hidden_size: int, dtype: FloatDType) -> nn.Parameter:
     """U(−1/√H, 1/√H) from mt's generator, as torch initialises every recurrent weight."""
     k = 1 / np.sqrt(hidden_size)
     return nn.Parameter(mt.generator().uniform(-k, k, shape).astype(dtype))

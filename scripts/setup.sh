@@ -50,9 +50,10 @@ for extra in ${EXTRAS//,/ }; do
   case $extra in
     dev) modules+=" pytest hypothesis tqdm matplotlib" ;;
     test) modules+=" pytest hypothesis tqdm matplotlib torch" ;;
+    bench) modules+=" jax torch" ;;
     lint) modules+=" mypy ruff" ;;
     docs) modules+=" mkdocs material mkdocstrings_handlers.python mkdocs_jupyter nbclient ipykernel matplotlib" ;;
-    *) echo "setup: unknown extra '$extra' (dev, test, lint, docs)" >&2; exit 1 ;;
+    *) echo "setup: unknown extra '$extra' (dev, test, bench, lint, docs)" >&2; exit 1 ;;
   esac
 done
 installed=$(cd / && "$PY" -c "import importlib, os

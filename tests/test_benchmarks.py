@@ -1,5 +1,6 @@
 """The benchmark's implementations compute the same thing (it times only those that agree);
 nothing here measures time."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,27 @@ def test_every_training_step_baseline_agrees_with_the_tutorial_bptt(dtype, tol):
     ok, errors, failures, _ = bench_rnn.checked(runners, tol)
     assert failures == {} and set(ok) == set(names)
     assert max(errors.values()) < tol and errors[bench_rnn.REFERENCE] == 0
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_the_compiled_tables_baselines_agree_with_the_tutorial_bptt(dtype, tol):
+    """Issue 17's table: mt.compile (the trace and a replay), and jax.jit where jax is
+    installed; torch.compile takes a minute to compile, so it is checked only with
+    MT_TEST_TORCH_COMPILE=1 (the benchmark verifies it before timing it)."""
+    makers = {"tutorial": baselines.hand_tutorial, "compiled": baselines.microtensor_compiled}
+    try:
+        import jax  # noqa: F401
+        makers["jax.jit"] = baselines.jax_scan
+    except ImportError:
+        pass
+    if torch is not None and os.environ.get("MT_TEST_TORCH_COMPILE") == "1":
+        makers["torch.compile"] = baselines.torch_compiled
+    problem = baselines.rnn_problem(7, 5, 6, 3, dtype)
+    runners = {n: make(*problem) for n, make in makers.items()}
+    for _ in range(2):                       # the compiled runner's step() replays
+        ok, errors, failures, _ = bench_rnn.checked(runners, tol)
+        assert failures == {} and set(ok) == set(makers), failures
+    assert runners["compiled"].step.counts["replayed"] == 2
 
 
 def test_the_chain_baselines_agree():

@@ -159,6 +159,42 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(files, tmp_path):
     assert len(a) == len(b) == k + 10 and np.max(np.abs(a - b)) < 1e-12
 
 
+def _bitwise_tree(a, b, where="checkpoint"):
+    """a and b equal all the way down, arrays by shape, dtype and bytes; a list of where not."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if list(a) != list(b):
+            return [f"{where}: keys {list(a)} vs {list(b)}"]
+        return [d for k in a for d in _bitwise_tree(a[k], b[k], f"{where}[{k!r}]")]
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            return [f"{where}: {len(a)} items vs {len(b)}"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _bitwise_tree(x, y, f"{where}[{i}]")]
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        same = a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+        return [] if same else [f"{where}: arrays differ"]
+    return [] if type(a) is type(b) and a == b else [f"{where}: {a!r} vs {b!r}"]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_compile_trains_bitwise_as_eager(files, tmp_path, cell):
+    """--compile runs the first 50 steps eagerly, then replays the traced step; the
+    checkpoint (weights, Adam's state, the carried state, the RNG states, every loss) is an
+    eager run's, byte for byte (LSTM: a tuple state carried through the replays)."""
+    steps = 50 + 12                             # char_rnn.EAGER_STEPS, then 12 compiled
+    args = ["--data", files / "text.txt", "--cell", cell, "--steps", steps, *TINY[:6],
+            "--sample-every", "0", "--save-every", "0"]
+    eager = run(CHAR_RNN, *args, "--out", tmp_path / "eager", cwd=tmp_path)
+    comp = run(CHAR_RNN, *args, "--compile", "--out", tmp_path / "compiled", cwd=tmp_path)
+    assert eager.returncode == 0 and comp.returncode == 0, eager.stderr + comp.stderr
+    assert re.search(r"speed: eager [\d,]+ chars/s over 50 steps, compiled [\d,]+ chars/s "
+                     r"over 12 steps \(11 replayed, 1 traced\)", comp.stdout), comp.stdout
+    a = mt.load(tmp_path / "eager" / "checkpoint.npz")
+    b = mt.load(tmp_path / "compiled" / "checkpoint.npz")
+    assert a["config"].pop("run_id") != b["config"].pop("run_id")
+    assert a["step"] == steps and _bitwise_tree(a, b) == []
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_gated_cells_report_a_gradcheck(files, tmp_path, cell):
     done = run(CHAR_RNN, "--data", files / "text.txt", "--cell", cell, "--steps", 2,

@@ -37,6 +37,32 @@ def test_third_derivative_of_tanh_through_every_order_of_its_own_backward():
                                atol=1e-15)
 
 
+@pytest.mark.parametrize("base", [[0.0, -0.0, 1.5], [-0.0, 0.0, 0.0]])
+def test_second_derivatives_of_pow_are_finite_where_its_masks_apply(base):
+    """x ** 0 at x = 0 and 0 ** b (fuzzer seeds 1345, 4903): the masked formula's inf
+    (0⁻¹, log 0) must not reach the second derivative as 0 · inf = nan."""
+    x = mt.tensor(base, requires_grad=True)
+    b = mt.tensor([0.0, 0.0, 2.0], requires_grad=True)
+    (gx, gb) = mt.grad((x ** b).sum(), [x, b], create_graph=True)
+    hx, hb = mt.grad((gx * 3 + gb * 5).sum(), [x, b])
+    a, e = np.array(base), np.array([0.0, 0.0, 2.0])
+    # d/dx (3·∂x + 5·∂b) and d/db, where 0^b is constant (b ≥ 0 at a = 0) and x⁰ is 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(gx.data, np.where(e == 0, 0, e * a ** (e - 1)))
+        logs = np.where(a == 0, 0, np.log(np.abs(a) + (a == 0)))
+        want_hx = np.where(e == 0, 0, 3 * e * (e - 1) * a ** (e - 2)) + \
+            np.where(a == 0, 0, 5 * (a ** (e - 1) * (1 + e * logs)))
+        want_hb = np.where(e == 0, 0, 3 * a ** (e - 1) * (1 + e * logs)) + \
+            np.where(a == 0, 0, 5 * a ** e * logs ** 2)
+    assert np.all(np.isfinite(hx)) and np.all(np.isfinite(hb)), (hx, hb)
+    np.testing.assert_allclose(hx, want_hx, rtol=1e-14)
+    np.testing.assert_allclose(hb, want_hb, rtol=1e-14)
+    y = mt.tensor(-1.08, requires_grad=True)
+    (g1,) = mt.grad((y.relu() ** 0 + y.relu().exp()).sum(), y, create_graph=True)
+    (g2,) = mt.grad(g1, y)
+    assert g1.item() == 0 and g2.item() == 0
+
+
 def test_create_graph_gives_the_first_order_values():
     mt.manual_seed(0)
     model = VanillaRNN(4, 6, 4, init="torch")

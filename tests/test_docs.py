@@ -12,59 +12,76 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from public_api import methods, reference_names
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-# packages re-export their public surface; plain modules own what they define
-PACKAGES = ["microtensor", "microtensor.nn", "microtensor.viz", "microtensor.models"]
-MODULES = ["microtensor.functional", "microtensor.autograd_functional", "microtensor.nn.init", "microtensor.nn.utils",
-           "microtensor.optim", "microtensor.serialization", "microtensor.models.rnn_reference"]
-NUMPY_ALIASES = {"float32", "float64", "int64", "bool_"}      # mt.float64 is np.float64
 
 
-def public_names():
-    """(qualified name, object) of every public function, class and constant."""
+def directives():
+    """(page, path, the directive's option lines) of every `::: path` of the API pages."""
     out = []
-    for name in PACKAGES + MODULES:
-        mod = importlib.import_module(name)
-        names = getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")]
-        for n in names:
-            obj = getattr(mod, n)
-            if inspect.ismodule(obj) or (name == "microtensor" and n in NUMPY_ALIASES):
-                continue
-            owner = getattr(obj, "__module__", None)
-            if name in MODULES and (inspect.isfunction(obj) or inspect.isclass(obj)) \
-                    and owner != name:
-                continue                                        # imported, not defined here
-            if name in MODULES and not (inspect.isfunction(obj) or inspect.isclass(obj)):
-                continue                                        # module-level constants
-            out.append((f"{name}.{n}", obj))
-    for n in ("save", "load"):                                  # mt.save/mt.load load lazily
-        out.append((f"microtensor.{n}", getattr(importlib.import_module("microtensor"), n)))
+    for page in sorted((DOCS / "api").glob("*.md")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r"^::: (\S+)\s*$", line)
+            if m:
+                opts = []
+                for nxt in lines[i + 1:]:
+                    if not nxt.startswith(" ") or not nxt.strip():
+                        break
+                    opts.append(nxt.strip())
+                out.append((page.name, m.group(1), opts))
     return out
 
 
+def resolve(path):
+    """The object a `::: a.b.c` directive names: the longest importable module, then attributes."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+            break
+        except ImportError:
+            continue
+    for p in parts[i:]:
+        obj = getattr(obj, p)
+    return obj
+
+
 def documented():
-    """The objects named by the `::: path` directives of the API pages."""
-    found = {}
-    for page in sorted((DOCS / "api").glob("*.md")):
-        for path in re.findall(r"^::: (\S+)", page.read_text(encoding="utf-8"), re.M):
-            parts = path.split(".")
-            for i in range(len(parts), 0, -1):
-                try:
-                    obj = importlib.import_module(".".join(parts[:i]))
-                    break
-                except ImportError:
-                    continue
-            for p in parts[i:]:
-                obj = getattr(obj, p)
-            found[id(obj)] = path
-    return found
+    """{id(object): path} of the objects the API pages' directives name."""
+    return {id(resolve(path)): path for _, path, _ in directives()}
 
 
 def test_every_public_name_is_in_the_api_reference():
     found = documented()
-    missing = [name for name, obj in public_names() if id(obj) not in found]
+    missing = [name for name, obj in reference_names() if id(obj) not in found]
     assert not missing, f"add these to a page in docs/api/: {missing}"
+
+
+def test_every_public_method_is_in_the_api_reference():
+    """A class's page lists the public methods it defines (mkdocstrings renders a class's own
+    members), so each method of a public class, inherited ones too, needs its owner on a page."""
+    found = documented()
+    missing = sorted({key for _, obj in reference_names() if inspect.isclass(obj)
+                      for key, fn, _ in methods(obj)
+                      if not key.rsplit(".", 1)[1].startswith("_")
+                      and id(resolve_owner(key)) not in found})
+    assert not missing, f"add the classes that define these to a page in docs/api/: {missing}"
+
+
+def resolve_owner(key):
+    """The class that defines the method `module.Class.method`."""
+    return resolve(key.rsplit(".", 1)[0])
+
+
+def test_no_directive_hides_members():
+    """A `members:` or `filters:` option would render only some of a class's methods, which the
+    two tests above cannot see; the site's defaults (every public member) hold everywhere."""
+    narrowed = [(page, path) for page, path, opts in directives()
+                if any(o.startswith(("members:", "filters:")) for o in opts)]
+    assert not narrowed, f"drop the member options of {narrowed}"
 
 
 def nav_pages():

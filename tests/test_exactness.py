@@ -50,7 +50,12 @@ def test_a_0d_tensor_indexed_and_used_directly():
 def test_op_results_and_gradients_of_0d_tensors_are_arrays():
     x = mt.tensor(1.5, requires_grad=True)
     y = (x * x).tanh()
-    assert type(y.data) is np.ndarray and type(x.sum().data) is np.ndarray
+    assert type(y._data) is np.ndarray and type(x.sum()._data) is np.ndarray
+    # .data hands out a read-only GuardedArray view while the graph is live (versions.py):
+    # still a 0-d ndarray, not a NumPy scalar
+    assert isinstance(y.data, np.ndarray) and y.data.shape == () and y.data == y._data
+    for c in (x > 0, x < 0, x >= 1, x <= 1, x == 1.5, x != 1.5):     # comparisons too
+        assert type(c._data) is np.ndarray and c.shape == () and c.dtype == np.bool_
     (g,) = mt.grad(y, x)
     assert type(g) is np.ndarray and g.shape == ()
 

@@ -283,3 +283,12 @@ def test_the_command_line_runs_programs_and_summarises():
     assert head.startswith("3 programs (seeds 5–7)")
     failed = int(head.split(" failed")[0].rsplit(" ", 1)[1])
     assert status == (1 if failed else 0)
+
+
+def test_the_command_line_runs_the_compiled_replay():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["--compiled", "--count", "3", "--seed", "5", "--examples", "0"])
+    head = out.getvalue().splitlines()[0]
+    assert head.startswith("3 programs (seeds 5–7)") and "through mt.compile" in head
+    assert status == (0 if " 0 failed" in head else 1)

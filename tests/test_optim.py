@@ -343,3 +343,22 @@ def test_load_state_dict_mismatch_changes_nothing():
         SGD([p, q], lr=0.1).load_state_dict(sd)
     with pytest.raises(CheckpointError, match="expected"):
         SGD([p], lr=0.1).load_state_dict({"weights": 1})
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: mt.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+    lambda p: mt.optim.Adam(p, weight_decay=0.1),
+    lambda p: mt.optim.Adagrad(p, weight_decay=0.1),
+    lambda p: mt.optim.RMSprop(p, centered=True, momentum=0.5, weight_decay=0.1),
+], ids=["sgd", "adam", "adagrad", "rmsprop"])
+def test_a_0d_parameter_steps_as_a_1_element_one_does(make):
+    """Adam's first buffer was a NumPy scalar for a 0-d parameter (`out=` then raised)."""
+    x, y = mt.tensor(0.5, requires_grad=True), mt.tensor([0.5], requires_grad=True)
+    opts = make([x]), make([y])
+    for _ in range(3):
+        for opt, t in zip(opts, (x, y)):
+            opt.zero_grad()
+            (t * t).sum().backward()
+            opt.step()
+    assert x.shape == () and type(x._data) is np.ndarray
+    assert x._data.tobytes() == y._data.tobytes()

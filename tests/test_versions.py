@@ -25,7 +25,7 @@ def leaf(*shape, seed=0):
 
 # ---- raw NumPy writes into what a live graph reads raise at the write ------------------------
 
-@pytest.mark.parametrize("write", [
+WRITES = [
     lambda x: x.data.__setitem__(Ellipsis, 0),                  # x.data[...] = 0
     lambda x: x.data.__iadd__(1),                               # x.data += 1
     lambda x: np.add(x.data, 1, out=x.data),
@@ -33,16 +33,56 @@ def leaf(*shape, seed=0):
     lambda x: x.detach().data.__setitem__(0, 5.0),
     lambda x: x[0:2].data.__setitem__(0, 5.0),                  # through a view
     lambda x: np.asarray(x).__setitem__(0, 5.0),
-], ids=["setitem", "iadd", "ufunc-out", "numpy", "detach", "view", "asarray"])
+]
+
+
+@pytest.mark.parametrize("write", WRITES,
+                         ids=["setitem", "iadd", "ufunc-out", "numpy", "detach", "view", "asarray"])
 def test_a_raw_write_into_a_leaf_a_live_graph_reads_raises(write):
     x = leaf(3)
     loss = (x * x).sum()
     before = x.data.copy()
-    with pytest.raises(ValueError, match=READ_ONLY):
+    with pytest.raises(ValueError, match=READ_ONLY) as e:
         write(x)
+    if write is not WRITES[-1]:            # np.asarray(x) is a plain ndarray: NumPy's message
+        assert e.type is mt.GuardError
+        assert "op 'mul'" in str(e.value) and "Call backward() first" in str(e.value)
     np.testing.assert_array_equal(x.data, before)
     loss.backward()
     np.testing.assert_array_equal(x.grad, 2 * before)
+
+
+def test_a_guard_error_names_the_op_its_time_step_and_the_tensor():
+    w = leaf(3)
+    w.name = "Whh"
+    with mt.time_step(7):
+        loss = (w * w).tanh().sum()
+    with pytest.raises(mt.GuardError) as e:
+        w.data[0] = 1.0
+    msg = str(e.value)
+    assert "'Whh'" in msg and "op 'mul' (made in t=7)" in msg and "shape (3,)" in msg
+    assert "w -= lr * w.grad" in msg and "np.array(x.data)" in msg
+    loss.backward()
+
+
+def test_a_guarded_view_is_the_same_array_reads_as_one_and_reopens_after_backward():
+    x = leaf(2, 3)
+    loss = (x * x).sum()
+    d = x.data
+    assert isinstance(d, mt.versions.GuardedArray) and d is x.data and d.base is x._data
+    assert type(d + 1) is np.ndarray and type(np.exp(d)) is np.ndarray
+    assert type(d.copy()) is np.ndarray and d.copy().flags.writeable
+    assert type(np.array(d)) is np.ndarray and type(mt.tensor(d)._data) is np.ndarray
+    x.data = x.data                        # a no-op, as in NumPy: no copy, no new array
+    assert x._data is d.base
+    with pytest.raises(mt.GuardError):
+        d.fill(0)
+    with pytest.raises(mt.GuardError):
+        np.copyto(d, 0)
+    loss.backward()
+    assert d.flags.writeable               # the view handed out reopens with its array
+    d[0, 0] = 5.0
+    assert x._data[0, 0] == 5.0 and type(x.data) is np.ndarray
 
 
 @pytest.mark.parametrize("make", [
@@ -53,9 +93,9 @@ def test_editing_the_output_an_op_saved_raises(make):
     x = leaf(4)
     y = make(x)
     loss = (y * 2).sum()
-    with pytest.raises(ValueError, match=READ_ONLY):
+    with pytest.raises(mt.GuardError, match=READ_ONLY):
         y.data[...] = 0
-    with pytest.raises(ValueError, match=READ_ONLY):
+    with pytest.raises(mt.GuardError, match=READ_ONLY):
         y.numpy()[0] = 1
     loss.backward()
     assert np.all(np.isfinite(x.grad))
@@ -70,7 +110,7 @@ def test_editing_an_intermediate_input_an_op_saved_raises(use):
     x, w = leaf(2, 3), leaf(3, 3, seed=1)
     a = x * 1.5                           # an op's output, saved (or read) by the next op
     loss = use(a, w).sum()
-    with pytest.raises(ValueError, match=READ_ONLY):
+    with pytest.raises(mt.GuardError, match=READ_ONLY):
         a.data[0, 0] = 100.0
     loss.backward()
 

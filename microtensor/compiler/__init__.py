@@ -37,6 +37,7 @@ are eager's), one CompileWarning says why, and calls with that signature run eag
 """
 import builtins
 import functools
+import typing
 import warnings
 from collections import OrderedDict
 
@@ -59,7 +60,13 @@ class CompileWarning(UserWarning):
     """mt.compile runs a function eagerly instead of replaying it (the message says why)."""
 
 
-def compile(fn=None, *, cache_size=8):  # noqa: A001  (as torch.compile)
+if typing.TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+
+def compile(fn: "Callable[..., Any] | None" = None, *,  # noqa: A001  (as torch.compile)
+            cache_size: int = 8) -> "Compiled | Callable[[Callable[..., Any]], Compiled]":
     """fn traced on its first call and replayed as flat NumPy code after (see the module
     docstring for its guards and fallback). Also a decorator: @mt.compile or
     @mt.compile(cache_size=4)."""
@@ -77,7 +84,7 @@ class Plan:
 
     def holds(self, flat):
         for t, shape, dtype, rg in self.captured:
-            d = t.data
+            d = t._data
             if d.shape != shape or d.dtype != dtype or t.requires_grad is not rg:
                 return False
         for m, training, params, children in self.modules:
@@ -87,7 +94,7 @@ class Plan:
                 return False
         for i, ref in self.values:
             a = flat[i]
-            a = a.data if isinstance(a, Tensor) else a
+            a = a._data if isinstance(a, Tensor) else a
             if a.tobytes() != ref:
                 return False
         return True
@@ -179,7 +186,7 @@ class Compiled:
         for _, t in rec.captured.values():
             snaps.setdefault(id(t), (t, rec.snapshots[id(t)][0], rec.snapshots[id(t)][1]))
         for t, data, copy in snaps.values():
-            current = t.data if isinstance(t, Tensor) else t
+            current = t._data if isinstance(t, Tensor) else t
             if current is not data:
                 raise Poison("fn replaces the .data of a tensor (do it outside fn)")
             if copy is not None and id(t) not in rec.mutable and not np.array_equal(
@@ -190,8 +197,8 @@ class Compiled:
         values = []
         for i, a in enumerate(flat):
             if isinstance(a, (Tensor, ndarray)) and i not in rec.received:
-                values.append((i, (a.data if isinstance(a, Tensor) else a).tobytes()))
-        captured = [(t, t.data.shape, t.data.dtype, t.requires_grad)
+                values.append((i, (a._data if isinstance(a, Tensor) else a).tobytes()))
+        captured = [(t, t._data.shape, t._data.dtype, t.requires_grad)
                     for _, t in rec.captured.values()]
         guards = [(m, m.training, tuple(map(id, m._parameters.values())),
                    tuple(map(id, m._modules.values()))) for m in modules]
@@ -221,7 +228,7 @@ def signature(args, kwargs):
 
 def _flatten(x, flat, spec):
     if isinstance(x, Tensor):
-        d = x.data
+        d = x._data
         flat.append(x)
         spec.append(("T", type(x), d.shape, d.dtype.str, d.strides, x.requires_grad))
     elif isinstance(x, ndarray):
@@ -306,7 +313,7 @@ def _snapshot(tensors, flat):
     snaps = {}
     for t in list(tensors) + [a for a in flat if isinstance(a, (Tensor, ndarray))]:
         if id(t) not in snaps:
-            d = t.data if isinstance(t, Tensor) else t
+            d = t._data if isinstance(t, Tensor) else t
             snaps[id(t)] = (t, d, d.copy())
     return snaps
 
@@ -326,9 +333,9 @@ def _output(rec, x):
                          "forward and backward inside fn)")
         if x.requires_grad and x.op is None:
             raise Poison("fn returns a tensor that requires grad made inside it")
-        src = rec.lookup(x.data)
+        src = rec.lookup(x._data)
         if src is None:
-            src = f"{rec.const(x.data)}.copy()"
+            src = f"{rec.const(x._data)}.copy()"
         return f"LEAF({src})"
     if isinstance(x, ndarray):
         src = rec.lookup(x)

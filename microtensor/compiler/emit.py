@@ -38,22 +38,22 @@ def fingerprint(fn):
 PINNED = {
     ('add', 'backward'): '8d176332241de905',
     ('sub', 'backward'): '84795e632a9f4b0f',
-    ('mul', 'backward'): 'a1535deba1e354ba',
-    ('div', 'backward'): '6d839dfca580fc95',
+    ('mul', 'backward'): 'e66cba8b1a830be2',
+    ('div', 'backward'): 'c78f227487c58984',
     ('neg', 'backward'): 'ff3a04a25ab64737',
-    ('exp', 'backward'): '71203c36cc14c8fa',
-    ('log', 'backward'): 'dfedc81b53466165',
-    ('tanh', 'backward'): 'a57c47707082eae4',
-    ('sigmoid', 'backward'): 'a402ddd14226358b',
-    ('relu', 'backward'): 'c0b5436c245fa63e',
-    ('sqrt', 'backward'): '7ae5da54c4b146fc',
+    ('exp', 'backward'): '9b79c99eecc24196',
+    ('log', 'backward'): 'd1bf1c3193c3f5d4',
+    ('tanh', 'backward'): '382c0e3df4bd49b9',
+    ('sigmoid', 'backward'): '371c22712f1e307a',
+    ('relu', 'backward'): '2e703ea5804c5677',
+    ('sqrt', 'backward'): '0b9f53321f76b232',
     ('cast', 'backward'): '4cc642321926f0b6',
     ('where', 'backward'): 'cd4504c733a556c0',
-    ('matmul', 'backward'): 'ca6df0970cb345c3',
+    ('matmul', 'backward'): 'ee7b1da2c9ed494e',
     ('linear', 'forward'): 'd140255c0a542e60',
-    ('linear', 'backward'): '880924a52797d5c0',
+    ('linear', 'backward'): '6abfd25376860485',
     ('linear_add', 'forward'): 'd140255c0a542e60',      # Linear's code (ops.linalg.LinearAdd)
-    ('linear_add', 'backward'): '880924a52797d5c0',
+    ('linear_add', 'backward'): '6abfd25376860485',
     ('getitem', 'forward'): '2a7bbee273d1cd7c',
     ('getitem', 'backward'): '47a0f8f1865a765b',
     ('reshape', 'forward'): '07df13a05170f74d',
@@ -294,16 +294,17 @@ BACKWARD = {
 
 
 class _Stub:
-    """What an op's backward may read of a tensor: .data, .requires_grad (and ctx.saved), and
-    ctx.xp, the array namespace of a first-order backward (NumPy, as Tensor's)."""
-    __slots__ = ("data", "requires_grad", "saved", "parents", "op", "scope", "seq", "_meta",
-                 "grad")
+    """What an op's backward may read of a tensor: ._data (and .data, for an op written
+    against the property), .requires_grad (and ctx.saved), and ctx.xp, the array namespace
+    of a first-order backward (NumPy, as Tensor's)."""
+    __slots__ = ("_data", "data", "requires_grad", "saved", "parents", "op", "scope", "seq",
+                 "_meta", "grad")
     xp = ops.xp
 
 
 def _stub(t, parents):
     s = _Stub()
-    s.data = s.saved = s._meta = s.grad = None
+    s._data = s.data = s.saved = s._meta = s.grad = None
     s.requires_grad, s.op, s.scope, s.seq = t.requires_grad, t.op, t.scope, t.seq
     s.parents = parents
     return s
@@ -311,15 +312,16 @@ def _stub(t, parents):
 
 def run_generic(backward, ctx, g, data, saved, arrays):
     """An op's own backward on a stand-in context that holds this replay's arrays."""
-    ctx.data, ctx.saved = data, saved
+    ctx._data = ctx.data = data
+    ctx.saved = saved
     for p, a in zip(ctx.parents, arrays):
-        p.data = a
+        p._data = p.data = a
     try:
         return backward(ctx, g)
     finally:
-        ctx.data = ctx.saved = None
+        ctx._data = ctx.data = ctx.saved = None
         for p in ctx.parents:
-            p.data = None
+            p._data = p.data = None
 
 
 def _generic(rec, t, info, g, out):

@@ -89,7 +89,7 @@ def _compare(symbol, orig):
         res = orig(self, other)
         if rec is not None:
             _safe(rec, lambda: rec.record_array(
-                res.data, f"{rec.tensor_data(self)} {symbol} {rec.value(other)}"))
+                res._data, f"np.asarray({rec.tensor_data(self)} {symbol} {rec.value(other)})"))
         return res
     return method
 
@@ -100,7 +100,7 @@ def _astype(orig):
         res = orig(self, dtype)
         if rec is not None and res is not self and np.dtype(dtype).kind != "f":
             _safe(rec, lambda: rec.record_array(
-                res.data, f"{rec.tensor_data(self)}.astype({rec.const(np.dtype(dtype))})"))
+                res._data, f"{rec.tensor_data(self)}.astype({rec.const(np.dtype(dtype))})"))
         return res
     return astype
 
@@ -111,10 +111,10 @@ def _init(orig):
         orig(self, data, requires_grad, dtype)
         if rec is not None:
             rec.seen[id(self)] = self
-            src = data.data if isinstance(data, Tensor) else data
+            src = data._data if isinstance(data, Tensor) else data
             if isinstance(src, ndarray):
                 dt = "None" if dtype is None else rec.const(dtype)
-                _safe(rec, lambda: rec.record_array(self.data,
+                _safe(rec, lambda: rec.record_array(self._data,
                                                     f"np.array({rec.bind(src)}, dtype={dt})"))
     return __init__
 
@@ -174,25 +174,21 @@ _grad_property = property(lambda self: _grad_slot.__get__(self, Tensor), _grad_s
 
 # ---- data that is not a float tensor ------------------------------------------------------
 
-def _validated(name):
-    """cross_entropy / nll_loss: the targets' checks run at every replay, as in eager."""
-    orig = getattr(functional, name)
-
-    def loss(inp, targets, reduction="mean"):
+def _validated(orig):
+    """cross_entropy / nll_loss: the targets' checks run at every replay, as in eager
+    (functional._targets is what both call, however the user bound them)."""
+    def targets_(name, logp, targets):
+        t = orig(name, logp, targets)
         rec = active()
         if rec is not None:
-            t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
-            shape = getattr(inp, "shape", None)
-
             def record():
                 src = rec.lookup(t)
-                if src is not None and shape is not None and len(shape) == 2:
-                    holder = types.SimpleNamespace(shape=shape)
-                    rec.emit(f"{rec.const(functional._targets)}({name!r}, "
-                             f"{rec.const(holder)}, {src})")
+                if src is not None:
+                    holder = types.SimpleNamespace(shape=logp.shape)
+                    rec.emit(f"{rec.const(orig)}({name!r}, {rec.const(holder)}, {src})")
             _safe(rec, record)
-        return orig(inp, targets, reduction)
-    return loss
+        return t
+    return targets_
 
 
 def _one_hot(orig):
@@ -201,11 +197,11 @@ def _one_hot(orig):
         out = orig(indices, num_classes, dtype)
         if rec is not None:
             def record():
-                idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+                idx = np.asarray(indices._data if isinstance(indices, Tensor) else indices)
                 src = rec.lookup(idx)
                 if src is not None:
-                    rec.record_array(out.data, f"{rec.const(orig)}({src}, {num_classes!r}, "
-                                               f"{rec.const(dtype)}).data")
+                    rec.record_array(out._data, f"{rec.const(orig)}({src}, {num_classes!r}, "
+                                               f"{rec.const(dtype)})._data")
             _safe(rec, record)
         return out
     return one_hot
@@ -216,7 +212,7 @@ def _embedding(orig):
         rec = active()
         if rec is not None:
             def record():
-                idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+                idx = np.asarray(indices._data if isinstance(indices, Tensor) else indices)
                 src = rec.lookup(idx)
                 if src is not None:
                     rec.emit(f"{rec.const(layers.check_indices)}({src}, "
@@ -226,19 +222,18 @@ def _embedding(orig):
     return forward
 
 
-def _where(orig):
-    def where(cond, a, b):
+def _condition(orig):
+    """where's condition: its copy is recorded from the array it copies (functions._condition
+    is what every `where` calls, however the user bound it)."""
+    def condition(cond):
+        c = orig(cond)
         rec = active()
-        if rec is None:
-            return orig(cond, a, b)
-        # MIRROR of functions.where, with the condition's copy recorded
-        src = cond.data if isinstance(cond, Tensor) else cond
-        c = np.array(src, dtype=bool)
-        if isinstance(src, ndarray):
+        src = cond._data if isinstance(cond, Tensor) else cond
+        if rec is not None and isinstance(src, ndarray):
             _safe(rec, lambda: rec.lookup(src) is not None and rec.record_array(
                 c, f"np.array({rec.lookup(src)}, dtype=bool)"))
-        return functions.apply(ops.Where, *functions._pair(a, b), cond=c)
-    return where
+        return c
+    return condition
 
 
 def _dropout(orig):
@@ -358,12 +353,9 @@ def _patches():
     out += [(functional, "_linear_no_bias", _binary(ops.Linear, functional._linear_no_bias)),
             (functional, "dropout", _dropout(functional.dropout)),
             (functional, "one_hot", _one_hot(functional.one_hot)),
-            (functional, "cross_entropy", _validated("cross_entropy")),
-            (functional, "nll_loss", _validated("nll_loss")),
+            (functional, "_targets", _validated(functional._targets)),
             (layers.Embedding, "forward", _embedding(layers.Embedding.forward))]
-    where = _where(functions.where)
-    import microtensor
-    out += [(functions, "where", where), (microtensor, "where", where),
+    out += [(functions, "_condition", _condition(functions._condition)),
             (optim.Optimizer, "step", _whole(optim.Optimizer.step, _step_prepare)),
             (optim.Optimizer, "zero_grad", _whole(optim.Optimizer.zero_grad)),
             (module.Module, "zero_grad", _whole(module.Module.zero_grad)),

@@ -79,10 +79,10 @@ class Recorder:
             if isinstance(a, Tensor):
                 self.seen[id(a)] = a
                 name = f"{M}a{i}{M}"
-                self.preamble.append(f"{name} = ARGS[{i}].data")
+                self.preamble.append(f"{name} = ARGS[{i}]._data")
                 self.preamble_names[name] = None
                 self.arg_tensor[id(a)] = i
-                self._name_array(a.data, name)
+                self._name_array(a._data, name)
                 self.arg_of_name[name] = i
             elif isinstance(a, ndarray):
                 name = f"{M}a{i}{M}"
@@ -202,15 +202,15 @@ class Recorder:
             if got is None:
                 name = f"{M}c{len(self.captured)}{M}"
                 self.captured[id(t)] = (name, t)
-                self.snapshots[id(t)] = (t.data, t.data.copy())
-                self.preamble.append(f"{name} = {self.const(t)}.data")
+                self.snapshots[id(t)] = (t._data, t._data.copy())
+                self.preamble.append(f"{name} = {self.const(t)}._data")
                 self.preamble_names[name] = None
-                self._name_array(t.data, name)
+                self._name_array(t._data, name)
                 return name
             return got[0]
         if t.op is not None:
             raise Poison(f"a tensor made by an op compile did not record ({t.op.name})")
-        return self.bind(t.data)                    # a leaf made inside fn
+        return self.bind(t._data)                   # a leaf made inside fn
 
     def value(self, v):
         """Source text for an attribute or argument value (arrays bound, the rest literal)."""

@@ -303,7 +303,7 @@ def _walk(rec, roots, root_grads, retain_graph, capture):
         for i in capture - captured.keys():
             t = rec.seen.get(i)
             if t is not None:
-                z = np.zeros_like(t.data)
+                z = np.zeros_like(t._data)
                 rec.record_array(z, f"np.zeros_like({rec.tensor_data(t)})")
                 captured[i] = z
     if not retain_graph:
@@ -315,10 +315,10 @@ def _walk(rec, roots, root_grads, retain_graph, capture):
 
 def _captured(rec, g, t, ours):
     """MIRROR of _visit's capture: mt.grad's result for t."""
-    if ours and g.real.dtype == t.data.dtype:
+    if ours and g.real.dtype == t._data.dtype:
         return g.real
-    real = np.array(g.real, dtype=t.data.dtype)
-    rec.record_array(real, f"np.array({g.name}, dtype={rec.const(t.data.dtype)})")
+    real = np.array(g.real, dtype=t._data.dtype)
+    rec.record_array(real, f"np.array({g.name}, dtype={rec.const(t._data.dtype)})")
     return real
 
 

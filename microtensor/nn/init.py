@@ -1,6 +1,9 @@
 """Parameter initialisers as torch.nn.init: in place on .data (a stamped write, as every write
 of microtensor's: versions.py), no graph, mt's seeded generator."""
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -8,6 +11,11 @@ from .. import versions
 from ..creation import generator
 from ..errors import ShapeError
 from ..tensor import Tensor
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+_T = TypeVar("_T", bound="Tensor | np.ndarray")    # filled in place and returned
 
 
 def _array(t):
@@ -23,7 +31,7 @@ def _fill(t, values):
     return t
 
 
-def calculate_gain(nonlinearity, param=None):
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The gain that keeps activations' variance steady: tanh 5/3, relu √2, linear 1, …"""
     if nonlinearity in ("linear", "identity", "sigmoid"):
         return 1.0
@@ -48,42 +56,46 @@ def _fans(name, shape):
     return shape[1] * receptive, shape[0] * receptive
 
 
-def uniform_(t, a=0.0, b=1.0):
+def uniform_(t: _T, a: float = 0.0, b: float = 1.0) -> _T:
     """Fill t with samples from U(a, b)."""
     return _fill(t, generator().uniform(a, b, _array(t).shape))
 
 
-def normal_(t, mean=0.0, std=1.0):
+def normal_(t: _T, mean: float = 0.0, std: float = 1.0) -> _T:
     """Fill t with samples from N(mean, std²)."""
     return _fill(t, generator().normal(mean, std, _array(t).shape))
 
 
-def constant_(t, value):
+def constant_(t: _T, value: ArrayLike) -> _T:
+    """Fill t with value (broadcast to t's shape)."""
     return _fill(t, value)
 
 
-def zeros_(t):
+def zeros_(t: _T) -> _T:
+    """Fill t with zeros."""
     return _fill(t, 0)
 
 
-def ones_(t):
+def ones_(t: _T) -> _T:
+    """Fill t with ones."""
     return _fill(t, 1)
 
 
-def xavier_uniform_(t, gain=1.0):
+def xavier_uniform_(t: _T, gain: float = 1.0) -> _T:
     """U(−a, a) with a = gain·√(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     fan_in, fan_out = _fans("xavier_uniform_", _array(t).shape)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(t, -bound, bound)
 
 
-def xavier_normal_(t, gain=1.0):
+def xavier_normal_(t: _T, gain: float = 1.0) -> _T:
     """N(0, σ²) with σ = gain·√(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans("xavier_normal_", _array(t).shape)
     return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
-def kaiming_uniform_(t, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+def kaiming_uniform_(t: _T, a: float = 0.0, mode: str = "fan_in",
+                     nonlinearity: str = "leaky_relu") -> _T:
     """U(−b, b) with b = gain·√(3 / fan) (He et al., 2015); a is leaky_relu's negative slope.
 
     a=√5 gives b = 1/√fan_in, torch's default for Linear weights.
@@ -96,7 +108,7 @@ def kaiming_uniform_(t, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     return uniform_(t, -bound, bound)
 
 
-def orthogonal_(t, gain=1.0):
+def orthogonal_(t: _T, gain: float = 1.0) -> _T:
     """A (semi-)orthogonal matrix: Q of the QR of a normal matrix, signs fixed by diag(R).
 
     Tensors of more than 2 dimensions are flattened to (shape[0], rest), as torch does.

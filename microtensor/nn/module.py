@@ -1,11 +1,21 @@
 """Parameter and Module, the base of every layer, with ModuleList and ModuleDict as containers."""
-from collections import OrderedDict, namedtuple
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, KeysView, ItemsView, Mapping, ValuesView
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from .. import versions
 from ..errors import ArgumentError, CheckpointError, DTypeError
 from ..tensor import Tensor, _leaf
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
+
+    from .._types import FloatDType
 
 
 class Parameter(Tensor):
@@ -15,19 +25,22 @@ class Parameter(Tensor):
     """
     __slots__ = ()
 
-    def __init__(self, data, requires_grad=True):
+    def __init__(self, data: Tensor | ArrayLike, requires_grad: bool = True) -> None:
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
         data = np.array(data)
         if data.dtype.kind != "f":
             data = data.astype(np.float64)
         super().__init__(data, requires_grad=requires_grad)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
 
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+class IncompatibleKeys(NamedTuple):
+    """What load_state_dict(strict=False) did not match: (missing_keys, unexpected_keys)."""
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class Module:
@@ -36,22 +49,27 @@ class Module:
     Subclasses call super().__init__() first, assign parameters and submodules as attributes,
     and define forward(); calling the module runs forward.
     """
+    training: bool
+    _parameters: dict[str, Parameter | None]
+    _buffers: dict[str, Tensor | None]
+    _modules: dict[str, Module | None]
 
-    def __init__(self):
+    def __init__(self) -> None:
         d = self.__dict__
         d["training"] = True
         d["_parameters"] = {}
         d["_buffers"] = {}
         d["_modules"] = {}
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """What calling the module computes; every subclass defines it."""
         raise NotImplementedError(f"{type(self).__name__} defines no forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 
     # ---- registration -------------------------------------------------------------------
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__
         params = d.get("_parameters")
         if isinstance(value, (Parameter, Module)):
@@ -82,7 +100,7 @@ class Module:
                 d["_buffers"][name] = value
         object.__setattr__(self, name, value)
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         self._unregister(name)
         object.__delattr__(self, name)
 
@@ -100,7 +118,7 @@ class Module:
                 self._parameters, self._buffers, self._modules)):
             raise KeyError(f"attribute '{name}' already exists on {type(self).__name__}")
 
-    def add_module(self, name, module):
+    def add_module(self, name: str, module: Module | None) -> None:
         """Register module (or None) under name, as `self.name = module` does."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
@@ -109,7 +127,7 @@ class Module:
         self._modules[name] = module
         object.__setattr__(self, name, module)
 
-    def register_parameter(self, name, param):
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register param (a Parameter or None) under name."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot register {type(param).__name__} as parameter '{name}' "
@@ -122,16 +140,17 @@ class Module:
         else:
             setattr(self, name, param)
 
-    def register_buffer(self, name, value):
+    def register_buffer(self, name: str, value: Tensor | np.ndarray | None) -> None:
         """Register state that is not learnable (kept in state_dict, cast by to())."""
         self._check_new_name("buffer", name)
         self._unregister(name)
-        value = _as_buffer(value)
-        self._buffers[name] = value
-        object.__setattr__(self, name, value)
+        buffer = _as_buffer(value)
+        self._buffers[name] = buffer
+        object.__setattr__(self, name, buffer)
 
     # ---- traversal ----------------------------------------------------------------------
-    def named_modules(self, prefix="", remove_duplicate=True):
+    def named_modules(self, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for this module and every descendant, in pre-order."""
         seen = set()
         stack = [(prefix, self)]
@@ -146,18 +165,21 @@ class Module:
                         if c is not None]
             stack.extend(reversed(children))
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
+        """This module and every descendant, in pre-order (a shared one once)."""
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """(name, module) for each direct submodule (a shared one once)."""
         seen = set()
         for name, m in self._modules.items():
             if m is not None and id(m) not in seen:
                 seen.add(id(m))
                 yield name, m
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
+        """Each direct submodule (a shared one once)."""
         for _, m in self.named_children():
             yield m
 
@@ -171,22 +193,27 @@ class Module:
                 seen.add(id(t))
                 yield (f"{mname}.{name}" if mname else name), t
 
-    def named_parameters(self, prefix="", recurse=True):
+    def named_parameters(self, prefix: str = "",
+                         recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, parameter) pairs, e.g. ('encoder.cell.Whh', …); a shared one once."""
         return self._named_members("_parameters", prefix, recurse)
 
-    def parameters(self, recurse=True):
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every parameter of this module (and its descendants, with recurse), each once."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix="", recurse=True):
+    def named_buffers(self, prefix: str = "",
+                      recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, buffer) pairs, as named_parameters for the non-learnable state."""
         return self._named_members("_buffers", prefix, recurse)
 
-    def buffers(self, recurse=True):
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """Every buffer (registered state that is not learnable), each once."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
-    def apply(self, fn):
+    def apply(self, fn: Callable[[Module], object]) -> Self:
         """Call fn on every submodule (children first) and then on self; returns self."""
         for m in self.children():
             m.apply(fn)
@@ -194,7 +221,7 @@ class Module:
         return self
 
     # ---- training state -----------------------------------------------------------------
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Self:
         """Set .training on this module and every descendant (Dropout reads it); returns self."""
         if not isinstance(mode, bool):
             raise ValueError(f"train: mode must be a bool, got {mode!r}")
@@ -203,15 +230,16 @@ class Module:
             m.train(mode)
         return self
 
-    def eval(self):
+    def eval(self) -> Self:
+        """Evaluation mode: train(False) (Dropout becomes the identity); returns self."""
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter's .grad to None."""
         for p in self.parameters():
             p.grad = None
 
-    def to(self, dtype):
+    def to(self, dtype: FloatDType) -> Self:
         """Cast every floating-point parameter and buffer (and grad) to dtype, in place.
 
         The Parameter objects stay the same, so do this before building an optimizer.
@@ -220,8 +248,8 @@ class Module:
         if dtype.kind != "f":
             raise DTypeError(f"Module.to: expected a floating-point dtype, got {dtype}")
         for t in [*self.parameters(), *self.buffers()]:
-            if t.data.dtype.kind == "f" and t.data.dtype != dtype:
-                t.data = t.data.astype(dtype)
+            if t._data.dtype.kind == "f" and t._data.dtype != dtype:
+                t.data = t._data.astype(dtype)
                 if t.grad is not None:
                     t.grad = t.grad.astype(dtype)
         return self
@@ -238,11 +266,12 @@ class Module:
                         out[pre + name] = t
         return out
 
-    def state_dict(self):
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """An OrderedDict of dotted name -> a copy of the parameter's or buffer's array."""
-        return OrderedDict((k, t.data.copy()) for k, t in self._state_tensors().items())
+        return OrderedDict((k, t._data.copy()) for k, t in self._state_tensors().items())
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: Mapping[str, Tensor | ArrayLike],
+                        strict: bool = True) -> IncompatibleKeys:
         """Copy arrays from state_dict into the parameters and buffers, in place.
 
         Every name, shape and dtype is checked before anything is written: on any problem
@@ -258,12 +287,12 @@ class Module:
             if k not in state_dict:
                 continue
             v = state_dict[k]
-            v = np.asarray(v.data if isinstance(v, Tensor) else v)
-            if v.shape != t.data.shape:
-                mismatched.append(f"{k}: shape {v.shape} in the state dict, {t.data.shape} "
+            v = np.asarray(v._data if isinstance(v, Tensor) else v)
+            if v.shape != t._data.shape:
+                mismatched.append(f"{k}: shape {v.shape} in the state dict, {t._data.shape} "
                                   f"in the model")
-            elif not _castable(v.dtype, t.data.dtype):
-                mismatched.append(f"{k}: dtype {v.dtype} in the state dict, {t.data.dtype} "
+            elif not _castable(v.dtype, t._data.dtype):
+                mismatched.append(f"{k}: dtype {v.dtype} in the state dict, {t._data.dtype} "
                                   f"in the model")
             else:
                 values.append((t, v))
@@ -283,14 +312,14 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # ---- repr ---------------------------------------------------------------------------
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         """The text inside this module's parentheses in repr (its hyperparameters)."""
         return ""
 
     def _child_lines(self):
         return [f"({name}): {_indent(repr(m))}" for name, m in self._modules.items()]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         extra = self.extra_repr()
         extra_lines = extra.split("\n") if extra else []
         child_lines = self._child_lines()
@@ -328,7 +357,7 @@ def _castable(src, dst):
 class ModuleList(Module):
     """A list of modules, registered under the names '0', '1', …"""
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Iterable[Module | None] | None = None) -> None:
         super().__init__()
         if modules is not None:
             self.extend(modules)
@@ -342,15 +371,15 @@ class ModuleList(Module):
             raise IndexError(f"index {i} is out of range for a ModuleList of length {n}")
         return str(int(i) % n)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int | slice) -> Any:
         if isinstance(i, slice):
             return type(self)(list(self._modules.values())[i])
         return self._modules[self._index(i)]
 
-    def __setitem__(self, i, module):
+    def __setitem__(self, i: int, module: Module | None) -> None:
         self.add_module(self._index(i), module)
 
-    def __delitem__(self, i):
+    def __delitem__(self, i: int | slice) -> None:
         items = list(self._modules.values())
         if isinstance(i, slice):
             del items[i]
@@ -360,22 +389,25 @@ class ModuleList(Module):
             delattr(self, k)
         self.extend(items)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._modules.values())
 
-    def append(self, module):
+    def append(self, module: Module | None) -> Self:
+        """Add module at the end (registered under the next index); returns self."""
         self.add_module(str(len(self._modules)), module)
         return self
 
-    def extend(self, modules):
+    def extend(self, modules: Iterable[Module | None]) -> Self:
+        """Append each of modules in order; returns self."""
         for m in modules:
             self.append(m)
         return self
 
-    def insert(self, index, module):
+    def insert(self, index: int, module: Module | None) -> None:
+        """Insert module before index, renumbering the ones after it (as list.insert)."""
         items = list(self._modules.values())
         items.insert(index, module)
         for k in list(self._modules):
@@ -398,50 +430,57 @@ class ModuleList(Module):
 class ModuleDict(Module):
     """A dict of modules, registered under their keys (in insertion order)."""
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None
+                 ) -> None:
         super().__init__()
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> Any:
         return self._modules[key]
 
-    def __setitem__(self, key, module):
+    def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)
 
-    def __delitem__(self, key):
+    def __delitem__(self, key: str) -> None:
         if key not in self._modules:
             raise KeyError(key)
         delattr(self, key)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._modules)
 
-    def __contains__(self, key):
+    def __contains__(self, key: object) -> bool:
         return key in self._modules
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
+        """The keys, in insertion order."""
         return self._modules.keys()
 
-    def values(self):
+    def values(self) -> ValuesView[Any]:
+        """The modules, in insertion order."""
         return self._modules.values()
 
-    def items(self):
+    def items(self) -> ItemsView[str, Any]:
+        """(key, module) pairs, in insertion order."""
         return self._modules.items()
 
-    def update(self, modules):
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        """Add or replace modules from a mapping or (key, module) pairs, as dict.update."""
         pairs = modules.items() if hasattr(modules, "items") else modules
         for k, m in pairs:
             self[k] = m
 
-    def pop(self, key):
+    def pop(self, key: str) -> Any:
+        """Remove the module under key and return it."""
         m = self._modules[key]
         del self[key]
         return m
 
-    def clear(self):
+    def clear(self) -> None:
+        """Remove every module."""
         for k in list(self._modules):
             del self[k]

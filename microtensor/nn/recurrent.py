@@ -1,6 +1,10 @@
 """Recurrent cells: the RecurrentCell API, the unroller, stacked/bidirectional Recurrent, TBPTT."""
+from __future__ import annotations
+
 import functools
 import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +17,13 @@ from ..tensor import Tensor
 from ..versions import PRIVATE
 from .layers import check_dtype
 from .module import Module, ModuleList
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
+
+    from .._types import FloatDType, State
+    from ..optim import Optimizer
 
 __all__ = ["RecurrentCell", "Recurrent", "unroll", "detach_state", "truncated_bptt"]
 
@@ -33,11 +44,11 @@ class RecurrentCell(Module):
         size (the argument named input_size, else the first one). nn.Recurrent builds every
         other layer and direction this way, so a cell keeps its whole configuration.
     """
-    state_names: "tuple[str, ...]" = ("h",)
-    output_index = 0
+    state_names: tuple[str, ...] = ("h",)
+    output_index: int = 0
     _declares_state = False             # set per subclass: does it (or a base) declare them?
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         names, k = cls.state_names, cls.output_index
         cls._declares_state = any("state_names" in vars(c) for c in cls.__mro__[:-1]
@@ -52,32 +63,33 @@ class RecurrentCell(Module):
                             f"('h', 'c'))")
         init = cls.__dict__.get("__init__")
         if init is not None:
-            cls.__init__ = _recording(init)
+            cls.__init__ = _recording(init)  # type: ignore[method-assign]  # records args for make
 
-    def __init__(self, input_size, hidden_size):
+    def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
         self.input_size = input_size
         self.hidden_size = hidden_size
 
-    def forward(self, x_t, state):
+    def forward(self, x_t: Tensor, state: Any) -> State:
         """One step: x_t is precompute(xs)[t] (the input (B, I) unless precompute is
         overridden); state is what state_names declares. Returns the new state."""
         raise NotImplementedError(f"{type(self).__name__} must define forward(x_t, state)")
 
-    def initial_state(self, batch_size, dtype=np.float64):
+    def initial_state(self, batch_size: int, dtype: FloatDType = np.float64) -> State:
         """Zeros of shape (batch_size, hidden_size) for each part of the state."""
         parts = tuple(Tensor(np.zeros((batch_size, self.hidden_size), dtype=dtype))
                       for _ in self.state_names)
         return parts if len(parts) > 1 else parts[0]
 
-    def precompute(self, xs):
+    def precompute(self, xs: Tensor) -> Tensor:
         """xs (T, B, I), time-major, to what forward receives row by row (identity here)."""
         return xs
 
-    def output(self, state):
+    def output(self, state: Any) -> Tensor:
+        """The part of a state that is the step's output: state[output_index] of a tuple."""
         return state[self.output_index] if isinstance(state, tuple) else state
 
-    def make(self, input_size):
+    def make(self, input_size: int) -> Self:
         """A new cell like this one, with fresh parameters, taking input_size features."""
         config = self.__dict__.get("_config")
         if config is None:
@@ -96,7 +108,8 @@ class RecurrentCell(Module):
         bound.arguments[which] = input_size
         return type(self)(*bound.args[1:], **bound.kwargs)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """input_size, hidden_size."""
         return f"{self.input_size}, {self.hidden_size}"
 
 
@@ -132,7 +145,7 @@ def _structure(names, H, B):
 def _check_dtype(cell, name, what, dtype):
     """An input's float dtype must be the cell's parameters' (nn.layers.check_dtype)."""
     for p in cell.parameters():
-        check_dtype(name, what, dtype, p.data.dtype)
+        check_dtype(name, what, dtype, p._data.dtype)
         return
 
 
@@ -153,7 +166,7 @@ def _check_state(cell, state, batch, where, name):
                          f"(shapes {shapes if len(shapes) > 1 else shapes[0]}, as "
                          f"initial_state({batch}))")
     for part in parts:
-        _check_dtype(cell, name, where, part.data.dtype)
+        _check_dtype(cell, name, where, part._data.dtype)
 
 
 def _check_initial(cell, state, name):
@@ -173,8 +186,9 @@ def _check_initial(cell, state, name):
                         f"attribute, e.g. state_names = {example}")
 
 
-def _check_lengths(cell, lengths, T, B):
-    lengths = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
+def _check_lengths(cell: RecurrentCell, lengths: Tensor | ArrayLike, T: int,
+                   B: int) -> np.ndarray:
+    lengths = np.asarray(lengths._data if isinstance(lengths, Tensor) else lengths)
     if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
         raise ShapeError(f"{type(cell).__name__}: lengths must be {B} integers (one per "
                          f"sequence of the batch); got shape {lengths.shape}, dtype "
@@ -185,7 +199,9 @@ def _check_lengths(cell, lengths, T, B):
     return lengths
 
 
-def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
+def unroll(cell: RecurrentCell, xs: Tensor | np.ndarray, state: State | None = None,
+           lengths: Tensor | ArrayLike | None = None, scope: str | None = None,
+           batch_first: bool = False) -> tuple[Tensor, State]:
     """Run cell over xs (T, B, I) from state; return (outputs (T, B, H), final state).
 
     batch_first: xs is (B, T, I) and outputs (B, T, H), as torch's batch_first; the state
@@ -212,7 +228,7 @@ def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
         dims = (B, T, cell.input_size) if batch_first else (T, B, cell.input_size)
         raise ShapeError(f"{name}: xs has {I} features, expected I = {cell.input_size} "
                          f"(xs of shape {layout} = {dims})")
-    _check_dtype(cell, name, "xs", xs.data.dtype)
+    _check_dtype(cell, name, "xs", xs._data.dtype)
     if state is None:
         state = cell.initial_state(B, dtype=xs.dtype)
         _check_initial(cell, state, type(cell).__name__)
@@ -231,8 +247,8 @@ def unroll(cell, xs, state=None, lengths=None, scope=None, batch_first=False):
     around = child_scope(outer, scope)     # the input projection belongs to no single step
     base = "" if around is None else str(around)
     names = _names(cell, state)
-    record = StateRecord(names, cell.output_index, [])
-    handed = record.handed
+    handed: list[int] = []
+    record = StateRecord(names, cell.output_index, handed)
     outputs = []
     single = not isinstance(state, tuple)
     t = None
@@ -310,8 +326,8 @@ class Recurrent(Module):
     (training only) applies to each layer's outputs except the last.
     """
 
-    def __init__(self, cell, num_layers=1, bidirectional=False, dropout=0.0,
-                 batch_first=False):
+    def __init__(self, cell: RecurrentCell, num_layers: int = 1, bidirectional: bool = False,
+                 dropout: float = 0.0, batch_first: bool = False) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"Recurrent: num_layers must be >= 1, got {num_layers}")
@@ -332,7 +348,9 @@ class Recurrent(Module):
                     cells.append(cell.make(cell.input_size if layer == 0 else D * H))
         self.cells = ModuleList(cells)
 
-    def forward(self, xs, state=None, lengths=None):
+    def forward(self, xs: Tensor | np.ndarray, state: State | None = None,
+                lengths: Tensor | ArrayLike | None = None) -> tuple[Tensor, State]:
+        """Every layer and direction run over xs: (outputs, final state), as the class says."""
         D = 2 if self.bidirectional else 1
         first = self.cells[0]
         if isinstance(xs, np.ndarray):
@@ -396,17 +414,21 @@ class Recurrent(Module):
             return tuple(fn.stack([f[i] for f in finals]) for i in range(len(finals[0])))
         return fn.stack(finals)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
+        """num_layers, bidirectional, dropout (and batch_first when set)."""
         return f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, " \
                f"dropout={self.dropout}" + (", batch_first=True" if self.batch_first else "")
 
 
-def detach_state(state):
+def detach_state(state: State) -> State:
     """The state cut from the graph (a Tensor or a tuple of them)."""
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
-def truncated_bptt(step, xs, targets, chunk, state=None, optimizer=None, clip=None):
+def truncated_bptt(step: Callable[[Any, Any, Any], tuple[Tensor, Any]], xs: Tensor | np.ndarray,
+                   targets: Tensor | np.ndarray, chunk: int, state: Any = None,
+                   optimizer: Optimizer | None = None,
+                   clip: float | None = None) -> tuple[list[float], Any]:
     """Walk a long sequence in chunks of `chunk` steps, carrying the state detached between.
 
     step(xs_chunk, targets_chunk, state) -> (loss, new_state) builds one chunk's graph;

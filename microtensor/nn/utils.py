@@ -1,5 +1,8 @@
 """Gradient clipping, in place on the parameters' .grad (stamped writes), as torch.nn.utils."""
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -11,11 +14,12 @@ def _grads(parameters):
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     # a Tensor .grad (left by backward(create_graph=True)) is clipped in its values, as torch
-    return [p.grad if isinstance(p.grad, np.ndarray) else p.grad.data
+    return [p.grad if isinstance(p.grad, np.ndarray) else p.grad._data
             for p in parameters if p.grad is not None]
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
+                    norm_type: float = 2.0) -> float:
     """Scale all gradients together so their joint norm is at most max_norm.
 
     The factor max_norm / (norm + 1e-6) is applied only when it is below 1. Returns the
@@ -39,7 +43,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     return total
 
 
-def clip_grad_value_(parameters, clip_value):
+def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
     """Clamp every gradient element into [−clip_value, clip_value]."""
     for g in _grads(parameters):
         with versions.writing_array(g):

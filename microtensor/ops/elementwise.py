@@ -52,8 +52,8 @@ class Mul(Op):
     @staticmethod
     def backward(ctx, g):
         pa, pb = ctx.parents
-        return (g * pb.data if pa.requires_grad else None), \
-               (g * pa.data if pb.requires_grad else None)
+        return (g * pb._data if pa.requires_grad else None), \
+               (g * pa._data if pb.requires_grad else None)
 
 
 @register
@@ -67,8 +67,8 @@ class Div(Op):
     @staticmethod
     def backward(ctx, g):
         pb = ctx.parents[1]
-        ga = g / pb.data
-        return ga, (-ga * ctx.data if pb.requires_grad else None)
+        ga = g / pb._data
+        return ga, (-ga * ctx._data if pb.requires_grad else None)
 
 
 @register
@@ -87,18 +87,25 @@ class Pow(Op):
     @staticmethod
     def backward(ctx, g):
         pa, pb = ctx.parents
-        a, b, xp = pa.data, pb.data, ctx.xp
+        a, b, xp = pa._data, pb._data, ctx.xp
         av, bv = xp.constant(a), xp.constant(b)          # their values, for the masks
         ga = gb = None
+        # Where a mask applies, a 1 is put in for a before the formula too ("double where"):
+        # the formula's inf there (0⁻¹, log 0) is masked out of the gradient, but not out of
+        # its own derivative, where 0 · inf = nan would reach a second derivative.
         with np.errstate(divide="ignore", invalid="ignore"):
             if pa.requires_grad:
-                ga = g * b * a ** (b - 1)
-                if not np.all(bv):
-                    ga = xp.where(bv == 0, 0, ga)        # a Python 0 takes ga's dtype
+                if np.all(bv):
+                    ga = g * b * a ** (b - 1)
+                else:                                    # a Python 0 takes ga's dtype
+                    zero = bv == 0
+                    ga = xp.where(zero, 0, g * b * xp.where(zero, 1, a) ** (b - 1))
             if pb.requires_grad:
-                gb = g * ctx.data * xp.log(a)
-                if not np.all(av):
-                    gb = xp.where((av == 0) & (bv >= 0), 0, gb)
+                if np.all(av):
+                    gb = g * ctx._data * xp.log(a)
+                else:
+                    flat = (av == 0) & (bv >= 0)
+                    gb = xp.where(flat, 0, g * ctx._data * xp.log(xp.where(flat, 1, a)))
         return ga, gb
 
 
@@ -185,7 +192,7 @@ class Exp(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * ctx.data,)
+        return (g * ctx._data,)
 
 
 @register
@@ -197,7 +204,7 @@ class Log(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (g / ctx.parents[0].data,)
+        return (g / ctx.parents[0]._data,)
 
 
 @register
@@ -209,7 +216,7 @@ class Tanh(Op):
 
     @staticmethod
     def backward(ctx, g):
-        y = ctx.data
+        y = ctx._data
         return (g * (1 - y * y),)
 
 
@@ -227,7 +234,7 @@ class Sigmoid(Op):
 
     @staticmethod
     def backward(ctx, g):
-        y = ctx.data
+        y = ctx._data
         return (g * y * (1 - y),)
 
 
@@ -243,7 +250,7 @@ class Relu(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * (ctx.data > 0),)
+        return (g * (ctx._data > 0),)
 
 
 @register
@@ -255,7 +262,7 @@ class Sqrt(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (g / (2 * ctx.data),)
+        return (g / (2 * ctx._data),)
 
 
 @register
@@ -268,7 +275,7 @@ class Abs(Op):
     @staticmethod
     def backward(ctx, g):
         xp = ctx.xp
-        return (g * xp.sign(xp.constant(ctx.parents[0].data)),)
+        return (g * xp.sign(xp.constant(ctx.parents[0]._data)),)
 
 
 @register
@@ -283,7 +290,7 @@ class Clip(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (g * (ctx.saved == ctx.xp.constant(ctx.data)),)   # a, where clip kept it
+        return (g * (ctx.saved == ctx.xp.constant(ctx._data)),)   # a, where clip kept it
 
 
 @register

@@ -17,7 +17,7 @@ class MatMul(Op):
     @staticmethod
     def backward(ctx, g):
         pa, pb = ctx.parents
-        a, b = pa.data, pb.data
+        a, b = pa._data, pb._data
         if a.ndim == 2 and b.ndim == 2:       # the hot path of every recurrent step
             return (g @ b.T if pa.requires_grad else None), (a.T @ g if pb.requires_grad else None)
         xp = ctx.xp
@@ -133,7 +133,7 @@ class Linear(Op):
     @staticmethod
     def backward(ctx, g):
         px, pw = ctx.parents[:2]
-        x, w = px.data, pw.data
+        x, w = px._data, pw._data
         gx = gw = None
         if px.requires_grad:
             gx = g @ w if g.ndim <= 2 else (g.reshape(-1, g.shape[-1]) @ w).reshape(x.shape)

@@ -81,7 +81,7 @@ class _Extremum(Op):
     def backward(ctx, g):
         a, axis, keepdims = ctx.saved
         xp = ctx.xp
-        hit = a == _expand(np, xp.constant(ctx.data), a.shape, axis, keepdims)  # a constant mask
+        hit = a == _expand(np, xp.constant(ctx._data), a.shape, axis, keepdims)  # a constant mask
         count = hit.sum(axis=axis, keepdims=True)
         return (hit * (_expand(xp, g, a.shape, axis, keepdims) / count).astype(g.dtype),)
 
@@ -113,7 +113,7 @@ class Softmax(Op):
 
     @staticmethod
     def backward(ctx, g):
-        y = ctx.data
+        y = ctx._data
         gy = g * y
         return (gy - y * gy.sum(axis=ctx.saved, keepdims=True),)
 
@@ -131,7 +131,7 @@ class LogSoftmax(Op):
 
     @staticmethod
     def backward(ctx, g):
-        return (g - ctx.xp.exp(ctx.data) * g.sum(axis=ctx.saved, keepdims=True),)
+        return (g - ctx.xp.exp(ctx._data) * g.sum(axis=ctx.saved, keepdims=True),)
 
 
 @register
@@ -164,7 +164,7 @@ class CrossEntropy(Op):
     def backward(ctx, g):
         targets, lse, reduction = ctx.saved
         xp = ctx.xp
-        p = xp.softmax_minus_onehot(ctx.parents[0].data, lse, targets)     # a new (N, C)
+        p = xp.softmax_minus_onehot(ctx.parents[0]._data, lse, targets)     # a new (N, C)
         if reduction == "mean":
             scale = g / p.dtype.type(len(targets))
         elif reduction == "sum":

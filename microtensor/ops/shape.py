@@ -100,8 +100,8 @@ def normalize_index(index):
 
 
 def _component(i):
-    if hasattr(i, "op") and hasattr(i, "data"):          # a Tensor
-        return i.data
+    if hasattr(i, "op") and hasattr(i, "_data"):         # a Tensor
+        return i._data
     if isinstance(i, (list, tuple)):
         return np.asarray(i)
     return i

@@ -1,9 +1,9 @@
 """NumPy as the array namespace of a first-order backward (`ctx.xp` is this module).
 
 Each op's backward is written once, against `ctx.xp`. On the first-order path ctx is the
-output tensor, its inputs' `.data` are ndarrays and `ctx.xp` is this module: NumPy's own
+output tensor, its and its inputs' `._data` are ndarrays and `ctx.xp` is this module: NumPy's own
 functions, so a backward runs exactly the NumPy calls it always did. With create_graph=True
-the engine passes a context whose `.data` are Tensors and whose `xp` has the same names as
+the engine passes a context whose `._data` are Tensors and whose `xp` has the same names as
 microtensor's differentiable ops (microtensor/create_graph.py), so the same formula builds
 a graph. Four names stand for forms NumPy has no single call for:
   constant(y)  y's values, for a mask or a count that is not differentiated;

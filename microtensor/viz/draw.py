@@ -1,12 +1,22 @@
 """draw_graph: a tensor graph as a graphviz.Digraph — records for tensors, ellipses for ops."""
+from __future__ import annotations
+
 import html
 import math
 import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import GraphError
 from .graph import Graph, as_roots, param_names, step_label
+
+if TYPE_CHECKING:
+    import graphviz
+
+    from ..nn.module import Module
+    from ..tensor import Tensor
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
 
@@ -25,9 +35,12 @@ ANOMALY = ("#ff4d4d", "#a30000")    # fill, border: where anomaly mode found a N
 SCALE = ["#4575b4", "#91bfdb", "#ffffbf", "#fc8d59", "#d73027"]
 
 
-def draw_graph(root, *, params=None, show_shapes=True, show_values=False, show_grads=False,
-               group_time_steps=True, collapse=None, max_nodes=500, max_steps=6,
-               rankdir="TB"):
+def draw_graph(root: Tensor | Sequence[Tensor], *,
+               params: Module | Mapping[str, Tensor] | None = None, show_shapes: bool = True,
+               show_values: bool = False, show_grads: bool = False,
+               group_time_steps: bool = True, collapse: int | None = None,
+               max_nodes: int | None = 500, max_steps: int | None = 6,
+               rankdir: str = "TB") -> graphviz.Digraph:
     """Draw the graph that computed `root` and return it as a graphviz.Digraph.
 
     Each tensor is a record (name | shape dtype | ‖grad‖) and each op an ellipse with its
@@ -122,7 +135,8 @@ def draw_graph(root, *, params=None, show_shapes=True, show_values=False, show_g
                    "fontsize": "9"})
     if note:
         g.graph_attr.update(label=f"… {note} …", labelloc="t", fontsize="12", fontcolor="#555555")
-    clusters, group = {}, {}
+    clusters: dict[tuple[str, int], Any] = {}      # step -> its cluster, a Digraph
+    group: dict[str, object] = {}
     if group_time_steps:
         for steps in order.values():
             for s in steps:
@@ -181,7 +195,7 @@ def _is_int(x):
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
-def import_graphviz():
+def import_graphviz() -> Any:
     """The graphviz Python package, imported only when a drawing is made."""
     try:
         import graphviz
@@ -203,7 +217,7 @@ def _log_range(norms):
     return (min(logs), max(logs)) if logs else None
 
 
-def grad_colour(norm, scale):
+def grad_colour(norm: float, scale: tuple[float, float] | None) -> str:
     """The fill for a gradient norm: its place on the log scale, blue → yellow → red."""
     if math.isnan(norm) or norm == math.inf:
         u = 1.0
@@ -228,7 +242,7 @@ def _ink(fill):
     return "white" if 0.299 * r + 0.587 * g + 0.114 * b < 140 else "black"
 
 
-def fmt_norm(v):
+def fmt_norm(v: float) -> str:
     """A gradient norm with 4 significant digits."""
     return f"{v:.4g}"
 
@@ -271,10 +285,10 @@ class _Labels:
         if anomaly:
             fields.append(f"anomaly: {anomaly}")
         if self.shapes:
-            shape = "scalar" if t.data.ndim == 0 else str(t.data.shape)
-            fields.append(f"{shape} {t.data.dtype}")
+            shape = "scalar" if t._data.ndim == 0 else str(t._data.shape)
+            fields.append(f"{shape} {t._data.dtype}")
         if self.values:
-            fields.append(_values(t.data))
+            fields.append(_values(t._data))
         if self.norms is not None and t.requires_grad:
             v = self.norms.get(t.seq)
             fields.append("‖grad‖ —" if v is None else f"‖grad‖ = {fmt_norm(v)}")

@@ -1,5 +1,9 @@
 """Gradient flow through time: ‖∂L/∂h_t‖ for each step of an unrolled recurrence, and its plot."""
+from __future__ import annotations
+
 import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -8,8 +12,13 @@ from ..tensor import Tensor
 from .graph import Graph, as_roots
 from .render import write_atomic
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def step_states(root):
+    from .._types import StrPath
+
+
+def step_states(root: Tensor | Sequence[Tensor]) -> dict[str, list[Tensor]]:
     """The state each time step hands on, per recurrence: {path: [h_0, h_1, …]}.
 
     In the graph of root, the output part of each step's state: as nn.unroll recorded it
@@ -21,7 +30,7 @@ def step_states(root):
     return {path: [by_t[t] for t in sorted(by_t)] for path, by_t in sorted(states.items())}
 
 
-def grad_norms(tensors):
+def grad_norms(tensors: Sequence[Tensor]) -> np.ndarray:
     """‖t.grad‖ (Frobenius) of each tensor, as an array; every .grad must be set."""
     if isinstance(tensors, Tensor) or not all(isinstance(t, Tensor) for t in tensors):
         raise ArgumentError("grad_norms: expected a list of Tensors (the hidden states h_t)")
@@ -35,8 +44,9 @@ def grad_norms(tensors):
     return np.array(norms, dtype=np.float64)
 
 
-def plot_grad_flow(hidden_states, path=None, *, title="Gradient flow through time",
-                   log_scale=True):
+def plot_grad_flow(hidden_states: Sequence[Tensor] | dict[str, Sequence[Tensor]],
+                   path: StrPath | None = None, *, title: str = "Gradient flow through time",
+                   log_scale: bool = True) -> Figure:
     """Plot ‖∂L/∂h_t‖ against t — flat is healthy, falling towards t = 0 is vanishing.
 
     hidden_states: a list of tensors h_0 … h_T whose .grad is set (loss.backward(

@@ -1,9 +1,19 @@
 """save_graph: render a drawing to svg, png or pdf with Graphviz's `dot`, or write its DOT text."""
+from __future__ import annotations
+
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MicrotensorError
 from ..files import atomic_write
 from .draw import draw_graph, import_graphviz
+
+if TYPE_CHECKING:
+    import graphviz
+
+    from .._types import StrPath
+    from ..tensor import Tensor
 
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL = ("install Graphviz: apt-get install graphviz (Debian/Ubuntu), brew install graphviz "
@@ -14,7 +24,8 @@ class GraphvizNotFound(MicrotensorError, RuntimeError):
     """Rendering needs Graphviz's `dot` program, and it is not on PATH."""
 
 
-def save_graph(root, path, **kwargs):
+def save_graph(root: Tensor | Sequence[Tensor] | graphviz.Digraph, path: StrPath,
+               **kwargs: Any) -> Path:
     """Draw root's graph (draw_graph's keyword arguments) and save it to path.
 
     The format comes from the suffix: .svg, .png, .pdf (rendered by Graphviz's `dot`) or
@@ -38,7 +49,7 @@ def save_graph(root, path, **kwargs):
     return path
 
 
-def render(g, fmt):
+def render(g: graphviz.Digraph, fmt: str) -> bytes:
     """The bytes of g rendered by `dot` in fmt, or GraphvizNotFound saying how to install it."""
     gv = import_graphviz()
     try:
@@ -49,7 +60,7 @@ def render(g, fmt):
                                f"Digraph's .source") from e
 
 
-def write_atomic(path, data):
+def write_atomic(path: StrPath, data: bytes) -> None:
     """Write bytes to path whole or not at all (microtensor.files.atomic_write)."""
     with atomic_write(path) as f:
         f.write(data)

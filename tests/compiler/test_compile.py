@@ -116,6 +116,42 @@ def test_recurrent_layers_directions_lengths(cls, kw, with_lengths):
                       lengths) for _ in range(4)])
 
 
+@pytest.mark.parametrize("cell", [MGU, UserLSTM])
+@pytest.mark.parametrize("kw", [{"num_layers": 2}, {"num_layers": 2, "bidirectional": True},
+                                {"bidirectional": True, "batch_first": True}])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_user_cells_in_nn_recurrent_layers_directions_lengths(cell, kw, with_lengths):
+    """nn.Recurrent around a user cell (the README's MGU, a tuple-state LSTM): stacked,
+    both directions, batch-first, with lengths; the loss reads the outputs and the final
+    state, so the plan holds every layer's unroll, the reversal and the state's stacking."""
+    D = 2 if kw.get("bidirectional") else 1
+    batch_first = kw.get("batch_first", False)
+
+    def setup():
+        rnn = nn.Recurrent(cell(5, 8), **kw)
+        head = nn.Linear(8 * D, 3)
+        params = list(rnn.parameters()) + list(head.parameters())
+        opt = mt.optim.Adam(params, lr=0.01)
+
+        def step(xs, ys, lengths):
+            opt.zero_grad()
+            out, final = rnn(xs, lengths=lengths)
+            if batch_first:
+                out = out.transpose(1, 0, 2)
+            T, B, _ = out.shape
+            h = final[0] if isinstance(final, tuple) else final
+            loss = F.cross_entropy(head(out).reshape(T * B, 3), ys.reshape(T * B)) + \
+                (h * h).mean()
+            loss.backward()
+            opt.step()
+            return loss, nn.detach_state(final)    # c of (h, c) is still live
+        return step, params
+    lengths = np.array([6, 3, 5]) if with_lengths else None
+    shape = (3, 6, 5) if batch_first else (6, 3, 5)
+    run_both(setup, [(mt.tensor(rng.standard_normal(shape)), rng.integers(0, 3, (6, 3)),
+                      lengths) for _ in range(4)])
+
+
 def test_lengths_are_guarded_by_value():
     """nn.unroll builds masks from lengths with NumPy: new lengths must trace again."""
     def setup():

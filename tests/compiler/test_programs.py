@@ -1,10 +1,11 @@
 """Random programs: the recording walk against run_backward slot for slot (every tensor's
 gradient through mt.grad), and replays against eager, bitwise.
 
-The fuzzer of the exactness issue (tests/fuzz) is not on main yet; until it lands, this
-draws its own programs over the registered ops, with shared inputs, broadcasting, indexing
-(ints, slices, integer arrays with repeats, masks), weights shared by many linear steps
-(Outer merges, and folds past Outer.FOLD_ROWS) and every structured gradient.
+These programs are drawn here, over the registered ops, with shared inputs, broadcasting,
+indexing (ints, slices, integer arrays with repeats, masks), weights shared by many linear
+steps (Outer merges, and folds past Outer.FOLD_ROWS, lowered to 9 so that small programs
+fold) and every structured gradient. test_fuzz_programs.py runs the differential fuzzer's
+programs (tests/fuzz) the same way.
 """
 import numpy as np
 import pytest

@@ -4,6 +4,7 @@ import sys
 import time
 from collections import defaultdict
 
+from . import compiled
 from .check import check
 from .generate import generate
 from .minimize import minimize
@@ -21,6 +22,10 @@ def parse(argv):
                     help="only the kink pass: values exactly at kinks and ties, against torch")
     ap.add_argument("--with-kinks", action="store_true",
                     help="after the programs, a kink pass a fifth as long (what `make fuzz` runs)")
+    ap.add_argument("--compiled", action="store_true",
+                    help="instead of torch and finite differences, run each program as a "
+                         "training step eagerly and through mt.compile and compare bit for bit "
+                         "(tests/fuzz/compiled.py)")
     ap.add_argument("--force", metavar="OP", help="every program records this registered op")
     ap.add_argument("--length", type=int, help="statements per program (default 4-15)")
     ap.add_argument("--examples", type=int, default=3,
@@ -50,7 +55,7 @@ def run(args, kinks, count, minutes):
         p = generate(seed, kinks=kinks, force=args.force, length=args.length)
         if args.print:
             print(to_python(p))
-        r = check(p)
+        r = compiled.check_compiled(p) if args.compiled else check(p)
         n, seed = n + 1, seed + 1
         if r.rejected:
             rejected += 1
@@ -63,6 +68,8 @@ def run(args, kinks, count, minutes):
     which = "kink-pass programs" if kinks else "programs"
     ref = [f"torch {torch.__version__}"] if torch is not None else []
     ref += [] if kinks else ["central differences"]
+    if args.compiled:
+        ref = ["eager, bit for bit, through mt.compile"]
     print(f"{n} {which} (seeds {args.seed}–{seed - 1}) in {time.monotonic() - start:.0f} s "
           f"against {' and '.join(ref) or 'nothing (no torch)'}: "
           f"{n - failed - rejected} passed, {failed} failed, {rejected} not checked", flush=True)
@@ -71,7 +78,8 @@ def run(args, kinks, count, minutes):
         seeds = ", ".join(str(r.program.seed) for r in reports[:8])
         print(f"  {len(reports):6d}  {kind}  (seeds {seeds}{', …' if len(reports) > 8 else ''})")
     flags = (" --kinks" if kinks else "") + (f" --force {args.force}" if args.force else "") \
-        + (f" --length {args.length}" if args.length else "")
+        + (f" --length {args.length}" if args.length else "") \
+        + (" --compiled" if args.compiled else "")
     for kind, reports in ranked:
         causes = []                   # signatures of the minimised failures of this kind
         for r in reports:
@@ -79,10 +87,13 @@ def run(args, kinks, count, minutes):
                 break
             if any(c <= signature(r.program) for c in causes):
                 continue              # likely a cause already shown: look further on
-            small = minimize(r.program, kind, seconds=10)
+            fails = (lambda c, k=kind: compiled.still_fails(c, k)) if args.compiled else None
+            small = minimize(r.program, kind, seconds=10, fails=fails)
             causes.append(signature(small))
             rerun = f"python -m tests.fuzz --seed {r.program.seed} --count 1{flags}"
-            print("\n" + explain(_first(r, kind), small=small, how_to_rerun=rerun), flush=True)
+            text = (compiled.explain if args.compiled else explain)(
+                _first(r, kind), small=small, how_to_rerun=rerun)
+            print("\n" + text, flush=True)
     return failed
 
 

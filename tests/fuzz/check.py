@@ -168,8 +168,12 @@ def _float32_phase(r, program, got):
     if bad:
         r.fail("float32 dtype: .grad", ".grad is not float32 for " + ", ".join(bad))
     if got["backward"] is not None:
-        compare(r, "float32 values", names, g32, got["backward"], TOL_FLOAT32, "float32",
-                "float64", floor=0.05)
+        # float32's rounding of a gradient summed over n terms grows like √n · eps (a random
+        # walk), relative to the terms, which may cancel to ~0 (seed 41589: a 5,000-row
+        # linear, −0.8·mean + 0.8·itself): the tolerance grows with the largest tensor
+        n = max((t.size for t in env.values() if isinstance(t, mt.Tensor)), default=1)
+        compare(r, "float32 values", names, g32, got["backward"],
+                TOL_FLOAT32 * max(1.0, np.sqrt(n / 100)), "float32", "float64", floor=0.05)
 
 
 def fd_loss(program, values):

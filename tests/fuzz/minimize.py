@@ -30,16 +30,18 @@ def still_fails(program, kind):
     return not r.rejected and kind in r.kinds
 
 
-def minimize(program, kind, seconds=20.0, max_checks=600):
+def minimize(program, kind, seconds=20.0, max_checks=600, fails=None):
     """A smaller program that still fails with `kind` (greedy: the first smaller candidate
-    that fails is kept, until none does or the time is up), renumbered."""
+    that fails is kept, until none does or the time is up), renumbered. fails(candidate):
+    whether it still fails, for checks other than check() (the compiled replay's)."""
+    fails = fails or (lambda p: still_fails(p, kind))
     best, deadline, checks = program, time.monotonic() + seconds, 0
     progress = True
     while progress and time.monotonic() < deadline and checks < max_checks:
         progress = False
         for cand in candidates(best, shapes_of(best)):
             checks += 1
-            if still_fails(cand, kind):
+            if fails(cand):
                 best, progress = cand, True
                 break
             if time.monotonic() > deadline or checks >= max_checks:

@@ -58,15 +58,16 @@ BACKENDS = {"mt": _MT, "torch": _Torch}
 
 
 def execute(program, backend="mt", dtype="float64", values=None, requires_grad=True,
-            replace=None, on_stmt=None):
+            replace=None, on_stmt=None, leaves=None):
     """Run the program; (env: name → tensor, loss). values: arrays for the leaves instead of
-    their own; replace: {op: callable} standing in for those calls; on_stmt(stmt, args, out)
+    their own; leaves: the leaf tensors themselves, made by the caller (a compiled step's
+    arguments); replace: {op: callable} standing in for those calls; on_stmt(stmt, args, out)
     sees every statement. A statement that raises raises StmtError."""
     be = BACKENDS[backend]
     env = {}
     for i, leaf in enumerate(program.leaves):
-        env[leaf.name] = be.leaf(leaf.value if values is None else values[i], dtype,
-                                 requires_grad)
+        env[leaf.name] = leaves[i] if leaves is not None else \
+            be.leaf(leaf.value if values is None else values[i], dtype, requires_grad)
     for s in program.stmts:
         fn = (replace or {}).get(s.op) or getattr(CALLS[s.op], backend)
         args = [env[a.name] if isinstance(a, Ref) else be.const(a, dtype) for a in s.args]
