@@ -90,15 +90,12 @@ def test_vanilla_rnn_with_clipping_and_momentum(dtype):
     run_both(setup, [_onehot(6, 3, 7, dtype) for _ in range(4)])
 
 
-@pytest.mark.parametrize("cls", [models.LSTM, models.GRU])
-@pytest.mark.parametrize("kw", [{}, {"num_layers": 2}, {"num_layers": 2, "bidirectional": True}])
-@pytest.mark.parametrize("with_lengths", [False, True])
-def test_recurrent_layers_directions_lengths(cls, kw, with_lengths):
-    D = 2 if kw.get("bidirectional") else 1
-
+def classifier_setup(make_model, width, classes=3):
+    """A run_both setup: make_model()'s outputs (T, B, width) through a Linear head into
+    cross-entropy at every step, an Adam step over both."""
     def setup():
-        model = cls(5, 8, **kw)
-        head = nn.Linear(8 * D, 3)
+        model = make_model()
+        head = nn.Linear(width, classes)
         params = list(model.parameters()) + list(head.parameters())
         opt = mt.optim.Adam(params, lr=0.01)
 
@@ -106,11 +103,20 @@ def test_recurrent_layers_directions_lengths(cls, kw, with_lengths):
             opt.zero_grad()
             out, _ = model(xs, lengths=lengths)
             T, B, _ = out.shape
-            loss = F.cross_entropy(head(out).reshape(T * B, 3), ys.reshape(T * B))
+            loss = F.cross_entropy(head(out).reshape(T * B, classes), ys.reshape(T * B))
             loss.backward()
             opt.step()
             return loss
         return step, params
+    return setup
+
+
+@pytest.mark.parametrize("cls", [models.LSTM, models.GRU])
+@pytest.mark.parametrize("kw", [{}, {"num_layers": 2}, {"num_layers": 2, "bidirectional": True}])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_recurrent_layers_directions_lengths(cls, kw, with_lengths):
+    D = 2 if kw.get("bidirectional") else 1
+    setup = classifier_setup(lambda: cls(5, 8, **kw), 8 * D)
     lengths = np.array([6, 3, 5]) if with_lengths else None
     run_both(setup, [(mt.tensor(rng.standard_normal((6, 3, 5))), rng.integers(0, 3, (6, 3)),
                       lengths) for _ in range(4)])

@@ -6,12 +6,11 @@ import pytest
 
 import microtensor as mt
 import microtensor.compiler as compiler
-import microtensor.functional as F
-from microtensor import models, nn
+from microtensor import models
 from microtensor.compiler.reroll import reroll
 
 from .helpers import run_both
-from .test_compile import MGU, UserLSTM, _cell_setup
+from .test_compile import MGU, UserLSTM, _cell_setup, classifier_setup
 
 rng = np.random.default_rng(7)
 
@@ -236,22 +235,8 @@ def test_user_cells_rerolled_bitwise(cell):
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_lstm_lengths_and_directions_rerolled_bitwise(bidirectional):
     D = 2 if bidirectional else 1
-
-    def setup():
-        model = models.LSTM(4, 6, num_layers=2, bidirectional=bidirectional)
-        head = nn.Linear(6 * D, 3)
-        params = list(model.parameters()) + list(head.parameters())
-        opt = mt.optim.Adam(params, lr=0.01)
-
-        def step(xs, ys, lengths):
-            opt.zero_grad()
-            out, _ = model(xs, lengths=lengths)
-            T, B, _ = out.shape
-            loss = F.cross_entropy(head(out).reshape(T * B, 3), ys.reshape(T * B))
-            loss.backward()
-            opt.step()
-            return loss
-        return step, params
+    setup = classifier_setup(lambda: models.LSTM(4, 6, num_layers=2,
+                                                 bidirectional=bidirectional), 6 * D)
     lengths = np.array([10, 4, 7])
     compiled = run_both(setup, [(mt.tensor(rng.standard_normal((10, 3, 4))),
                                  rng.integers(0, 3, (10, 3)), lengths) for _ in range(3)])
