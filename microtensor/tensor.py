@@ -196,6 +196,10 @@ def _attrs_text(attrs):
 
 
 def _leaf(data, requires_grad=False):
+    """A leaf over data itself (no copy). Its array is a plain ndarray, also for a 0-d
+    result (a NumPy scalar) or a GuardedArray (a plain view of the same memory)."""
+    if type(data) is not ndarray:
+        data = np.asarray(data)
     t = _new(Tensor)
     t._data = data
     t.grad = t._meta = None
@@ -516,22 +520,22 @@ class Tensor:
 
     # comparisons give bool tensors and are not differentiable
     def __lt__(self, other: TensorLike) -> Tensor:
-        return _leaf(np.asarray(self._data < _raw(other)))   # 0-d: an array
+        return _leaf(self._data < _raw(other))
 
     def __le__(self, other: TensorLike) -> Tensor:
-        return _leaf(np.asarray(self._data <= _raw(other)))   # 0-d: an array
+        return _leaf(self._data <= _raw(other))
 
     def __gt__(self, other: TensorLike) -> Tensor:
-        return _leaf(np.asarray(self._data > _raw(other)))   # 0-d: an array
+        return _leaf(self._data > _raw(other))
 
     def __ge__(self, other: TensorLike) -> Tensor:
-        return _leaf(np.asarray(self._data >= _raw(other)))   # 0-d: an array
+        return _leaf(self._data >= _raw(other))
 
     def __eq__(self, other: object) -> Tensor:  # type: ignore[override]  # elementwise, as ndarray
-        return _leaf(np.asarray(self._data == _raw(other)))   # 0-d: an array
+        return _leaf(self._data == _raw(other))
 
     def __ne__(self, other: object) -> Tensor:  # type: ignore[override]  # elementwise, as ndarray
-        return _leaf(np.asarray(self._data != _raw(other)))   # 0-d: an array
+        return _leaf(self._data != _raw(other))
 
     # ---- elementwise ------------------------------------------------------------------
     exp = _unary_op(Exp)

@@ -392,7 +392,7 @@ def hand_out(t):
         d = t._data
     if d.flags.writeable or STATE.walking:
         return d
-    if id(d) not in _locked and id(base_of(d)) not in _locked:
+    if not _is_locked(d):
         return d                            # read-only for another reason: as it was
     ref = _views.get(id(d))
     v = ref() if ref is not None else None
@@ -415,7 +415,7 @@ def _reopen_views():
             del _views[key]
             continue
         d = v.base
-        if id(d) in _locked or id(base_of(d)) in _locked or not d.flags.writeable:
+        if _is_locked(d) or not d.flags.writeable:
             continue
         del _views[key]
         v.setflags(write=True)
@@ -433,8 +433,13 @@ def _readers(arr):
     return found
 
 
+def _is_locked(a):
+    """Whether this module locked a or the array that owns its memory."""
+    return id(a) in _locked or id(base_of(a)) in _locked
+
+
 def _refuse(v, what):
-    """The GuardError for a write into GuardedArray v, if v's memory is still locked."""
+    """The GuardError for a write into GuardedArray v, whose memory is locked."""
     name = getattr(v, "_mt_name", None)
     readers = _readers(v)
     by = f", saved for backward by {', '.join(readers[:3])}" if readers else ""
@@ -447,15 +452,10 @@ def _refuse(v, what):
         f"w -= lr * w.grad; x.zero_()), which count versions.")
 
 
-def _locked_here(v):
-    return isinstance(v, GuardedArray) and not v.flags.writeable and (
-        id(v.base) in _locked or id(base_of(v)) in _locked)
-
-
 def _translate(e, arrays, what):
     """A NumPy read-only ValueError as GuardError, when one of arrays is a locked view."""
     for a in arrays:
-        if _locked_here(a):
+        if isinstance(a, GuardedArray) and not a.flags.writeable and _is_locked(a.base):
             return _refuse(a, what)
     return e
 
@@ -472,12 +472,6 @@ class GuardedArray(ndarray):
     what to do instead of NumPy's bare "assignment destination is read-only". Arithmetic on
     it returns plain ndarrays.
     """
-
-    def __setitem__(self, key, value):
-        try:
-            ndarray.__setitem__(self, key, value)
-        except ValueError as e:
-            raise _translate(e, (self,), "x.data[...] = …") from None
 
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
         args = tuple(_plain(x) for x in inputs)
@@ -505,18 +499,20 @@ class GuardedArray(ndarray):
         return ndarray.copy(_plain(self), order)
 
 
-def _refusing(name):
+def _refusing(name, what):
+    """ndarray's method `name`, its read-only error translated (the writes that are methods)."""
     method = getattr(ndarray, name)
 
     def refusing(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except ValueError as e:
-            raise _translate(e, (self,), f"x.data.{name}(…)") from None
+            raise _translate(e, (self,), what) from None
 
     refusing.__name__, refusing.__doc__ = name, method.__doc__
     return refusing
 
 
+GuardedArray.__setitem__ = _refusing("__setitem__", "x.data[...] = …")   # type: ignore[method-assign]
 for _name in ("fill", "sort", "put", "partition", "byteswap", "setfield", "resize"):
-    setattr(GuardedArray, _name, _refusing(_name))
+    setattr(GuardedArray, _name, _refusing(_name, f"x.data.{_name}(…)"))
