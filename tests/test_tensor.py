@@ -231,6 +231,28 @@ def test_shape_methods():
         x.reshape(4)
 
 
+@pytest.mark.parametrize("shapes, dtypes, axis", [
+    ([(2, 3)] * 5, ["float64"] * 5, 0),                 # the fast path: one concatenate
+    ([(4,)] * 3, ["float32"] * 3, 0),
+    ([(2, 3)] * 3, ["float64"] * 3, -1),                # np.stack
+    ([()] * 4, ["float64"] * 4, 0),                     # 0-d: np.stack
+    ([(2, 3)] * 3, ["float32", "float64", "float32"], 0),    # mixed dtypes: np.stack's
+])
+def test_stack_is_np_stack_bit_for_bit(shapes, dtypes, axis):
+    arrays = [randn(*s, seed=i).astype(d) for i, (s, d) in enumerate(zip(shapes, dtypes))]
+    got = mt.stack([mt.tensor(a) for a in arrays], axis=axis).data
+    want = np.stack(arrays, axis=axis)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert got.tobytes() == want.tobytes() and got.flags.c_contiguous
+
+
+def test_stack_of_shapes_whose_sizes_add_up_is_still_refused():
+    """(2, 3), (1, 3), (3, 3): 18 elements, as three (2, 3) would be; one concatenate and a
+    reshape would accept them."""
+    with pytest.raises(mt.ShapeError, match=r"stack: all tensors need the same shape"):
+        mt.stack([mt.tensor(np.ones(s)) for s in [(2, 3), (1, 3), (3, 3)]])
+
+
 def test_stack_concat_split_where_maximum_minimum():
     a, b = mt.tensor(randn(2, 3), requires_grad=True), mt.tensor(randn(2, 3, seed=1))
     np.testing.assert_array_equal(mt.stack([a, b], axis=1).data, np.stack([a.data, b.data], 1))

@@ -64,7 +64,7 @@ PINNED = {
     ('stack', 'backward'): '6f6a95471757e0d1',
     ('concat', 'forward'): '0ab18c6ebe3eeb3a',
     ('concat', 'backward'): 'e3b3f806629fe7e4',
-    ('stack', 'forward'): 'd1e8a2e8b134995d',
+    ('stack', 'forward'): '6da3d6f4b26776ad',
     ('sum', 'backward'): 'd23513ccf445f75a',
     ('mean', 'backward'): '3fc62e54e623ff20',
 }
@@ -112,6 +112,17 @@ def forward(rec, op, parents, ins, attrs, attr_src, name):
         return None
     if (op is ops.Concat or op is ops.Stack) and active(op.name, "forward") and \
             active(op.name, "backward"):            # the backward reads t.saved: a constant
+        arrays = [p._data for p in parents]
+        first = arrays[0]
+        if op is ops.Stack and attrs.get("axis", 0) == 0 and first.ndim and all(
+                type(a) is ndarray and a.shape == first.shape and a.dtype == first.dtype
+                for a in arrays):                   # Stack.forward's fast path
+            rec.emit(f"{name} = np.concatenate(({args}, )).reshape("
+                     f"{(len(arrays),) + first.shape!r})")
+            whole = rec.named[-1][1]                # this stack's output (rec.computed)
+            for k, a in enumerate(arrays):          # a is row k of it (rec.rowwise)
+                rec.rows.setdefault(id(a), (a, name, k, whole))
+            return None
         fn = "concatenate" if op is ops.Concat else "stack"
         rec.emit(f"{name} = np.{fn}(({args}, ), axis={attr_src.get('axis', '0')})")
         return None
@@ -144,6 +155,10 @@ def _unary(expr):
         y, a = info.name, info.ins[0]
         return [_g(rec, out[0], expr.format(g=g.name, y=y, a=a))]
     return emit
+
+
+def _bw_tanh(rec, t, info, g, out):
+    return [_g(rec, out[0], f"{g.name} * {rec.rowwise(t._data, info.name, '(1 - {x} * {x})')}")]
 
 
 def _bw_add(rec, t, info, g, out):
@@ -283,7 +298,7 @@ def _bw_mean(rec, t, info, g, out):
 BACKWARD = {
     "add": _bw_add, "sub": _bw_sub, "mul": _bw_mul, "div": _bw_div,
     "neg": _unary("-{g}"), "exp": _unary("{g} * {y}"), "log": _unary("{g} / {a}"),
-    "tanh": _unary("{g} * (1 - {y} * {y})"), "sigmoid": _unary("{g} * {y} * (1 - {y})"),
+    "tanh": _bw_tanh, "sigmoid": _unary("{g} * {y} * (1 - {y})"),
     "relu": _unary("{g} * ({y} > 0)"), "sqrt": _unary("{g} / (2 * {y})"),
     "cast": _bw_cast, "where": _bw_where, "matmul": _bw_matmul, "linear": _bw_linear,
     "linear_add": _bw_linear,

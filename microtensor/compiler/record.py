@@ -74,6 +74,9 @@ class Recorder:
         self.seen = {}                      # id(tensor) -> tensor, for every input an op read
         self.snapshots = {}                 # id(tensor) -> (its data, a copy) when first read
         self.mutable = set()                # ids of tensors a recorded optimizer step updates
+        self.rows = {}                      # id(array) -> (it, name of a stack of it, row, stack)
+        self.derived = {}                   # (stack name, expr) -> name of expr of the stack
+        self.row_lists = {}                 # buffer name -> name of the list of its rows
         for i, a in enumerate(flat_args):
             from ..tensor import Tensor
             if isinstance(a, Tensor):
@@ -119,9 +122,28 @@ class Recorder:
             return f"{name}.T"
         t = self.preamble_names[name]
         if t is None:
-            t = self.preamble_names[name] = f"{name}_T"
+            t = self.preamble_names[name] = f"{M}{name.strip(M)}_T{M}"     # one token
             self.preamble.append(f"{t} = {name}.T")
         return t
+
+    def rowwise(self, a, name, expr):
+        """Source for the elementwise expr (of "{x}") of array a, named name. Where a is row k
+        of an array S the plan stacked (Stack's copy: the same bits), `D[k]` of D = expr of
+        S, computed once for every row: an elementwise op gives each element the bits it
+        gives that element alone. A backward that reads T rows of one stack (tanh's 1 − y²
+        in an unrolled RNN) then makes one call instead of T."""
+        row = self.rows.get(id(a))
+        if row is None or a.ndim == 0:
+            return expr.format(x=name)
+        _, whole_name, k, whole = row
+        if whole[k].tobytes() != a.tobytes():       # written since (an in-place op): not a row
+            return expr.format(x=name)
+        key = (whole_name, expr)
+        d = self.derived.get(key)
+        if d is None:
+            d = self.derived[key] = self.new("d")
+            self.emit(f"{d} = {expr.format(x=whole_name)}")
+        return f"{d}[{M}{k}{M}]"
 
     def plain_const(self, v):
         """A global name for an index of ints, slices, None and ... (one per value: no slice

@@ -111,11 +111,29 @@ class SymScatter:
             rec.emit(f"np.add.at({buf.name}, {self.index_src}, {self.values.name})")
         else:
             buf.real[self.index] += self.values.real
-            rec.emit(f"{buf.name}[{self.index_src}] += {self.values.name}")
+            rec.emit(f"{_rows(rec, buf, self.index)}[{self.index_src}] += {self.values.name}")
         return buf
 
     def merge(self, other):
         return None
+
+
+def _rows(rec, buf, index):
+    """What `buf[index] += v` indexes: buf, or from its second int index on, the list of
+    buf's rows. FAST PATH. Invariant: index is an int and buf has two or more axes, so
+    buf[index] is a view of a row and `rows[index] += v` adds in place into the same
+    memory as `buf[index] += v`, without NumPy's indexing (an unrolled step's ∂x_t lands
+    in one row of a (T, …) buffer per step)."""
+    if type(index) is not int or buf.real.ndim < 2:
+        return buf.name
+    seen = rec.row_lists.get(buf.name)
+    if seen is None:
+        rec.row_lists[buf.name] = False         # the first: not worth a list yet
+        return buf.name
+    if seen is False:
+        seen = rec.row_lists[buf.name] = rec.new("r")
+        rec.emit(f"{seen} = list({buf.name})")
+    return seen
 
 
 def _dense(g, rec):

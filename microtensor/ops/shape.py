@@ -3,6 +3,8 @@ import numpy as np
 
 from ..autograd import Gradient, Op, register
 
+ndarray = np.ndarray
+
 
 @register
 class Reshape(Op):
@@ -177,6 +179,13 @@ class Stack(Op):
 
     @staticmethod
     def forward(*arrays, axis=0):
+        first = arrays[0]
+        # FAST PATH. Invariant: every array has first's shape and dtype and at least one axis;
+        # then one concatenate along axis 0 lays out the same elements in the same C order
+        # as np.stack (a copy), at a third of the cost of np.stack's own Python per array.
+        if axis == 0 and first.ndim and all(type(a) is ndarray and a.shape == first.shape and
+                                            a.dtype == first.dtype for a in arrays):
+            return np.concatenate(arrays).reshape((len(arrays),) + first.shape), axis
         return np.stack(arrays, axis=axis), axis
 
     @staticmethod

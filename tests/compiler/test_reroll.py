@@ -241,3 +241,38 @@ def test_lstm_lengths_and_directions_rerolled_bitwise(bidirectional):
     compiled = run_both(setup, [(mt.tensor(rng.standard_normal((10, 3, 4))),
                                  rng.integers(0, 3, (10, 3)), lengths) for _ in range(3)])
     assert "for " in compiled.last_source
+
+
+def test_a_transposed_argument_that_differs_per_iteration_is_gathered_whole():
+    """A body operand that is another argument's transpose in every iteration (a1_T, a2_T,
+    …) is gathered as one name: the compiled fuzzer's seed 7372 made a plan that wrote
+    `_g2_2[_k2]_T` and did not compile."""
+    def step(*xs):
+        h = xs[0]
+        for x in xs[1:]:
+            h = (h @ x).tanh()
+        h.sum().backward()
+        return h.detach()
+
+    def args():
+        r = np.random.default_rng(3)
+        return [mt.tensor(r.standard_normal((3, 3)), requires_grad=True) for _ in range(12)]
+    compiled = mt.compile(step)
+    for _ in range(2):
+        xe, xc = args(), args()
+        out_e, out_c = step(*xe), compiled(*xc)
+        assert out_e.data.tobytes() == out_c.data.tobytes()
+        assert all(a.grad.tobytes() == b.grad.tobytes() for a, b in zip(xe, xc))
+    assert compiled.counts == {"replayed": 1, "traced": 1, "eager": 0}
+    assert "for " in compiled.last_source and "_T" in compiled.last_source
+
+
+def test_stacked_tanh_states_give_one_derivative_call_and_row_lists():
+    """An unrolled tanh RNN whose states are stacked: the plan computes 1 − h² once for the
+    stack (rec.rowwise) and adds each step's ∂x_t into a row of its buffer through a list of
+    the rows (walk._rows); the compiled step stays bitwise eager's."""
+    idx = rng.integers(0, 5, size=(26, 2))
+    args = (np.eye(5)[idx[:-1]], idx[1:])
+    src = run_both(_vanilla_setup(25), [args, args]).last_source
+    assert src.count("(1 - ") == 1 and " * (1 - " not in src
+    assert src.count(" = list(z") == 1
