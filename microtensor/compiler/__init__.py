@@ -158,6 +158,7 @@ class Compiled:
         self.counts["traced"] += 1
         rec = Recorder(flat)
         modules, tensors = _discover(self.fn, flat)
+        rec.guarded = {id(m) for m in modules}
         snaps = _snapshot(tensors, flat)
         with patches.recording(rec):
             out = self.fn(*args, **kwargs)

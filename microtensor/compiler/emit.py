@@ -67,6 +67,9 @@ PINNED = {
     ('stack', 'forward'): '6da3d6f4b26776ad',
     ('sum', 'backward'): 'd23513ccf445f75a',
     ('mean', 'backward'): '3fc62e54e623ff20',
+    ('cross_entropy', 'forward'): 'fe29d3299bff63d5',
+    ('cross_entropy', 'backward'): '879d33c79d2a5eac',
+    ('cross_entropy', 'softmax_minus_onehot'): '98e886554dddcbed',   # ops.xp's, which backward calls
 }
 
 
@@ -75,7 +78,8 @@ def current_fingerprints():
     out = {}
     for (name, which) in PINNED:
         op = ops.REGISTRY[name]
-        out[(name, which)] = fingerprint(getattr(op, which))
+        out[(name, which)] = fingerprint(getattr(op, which) if which in ("forward", "backward")
+                                         else getattr(ops.xp, which))
     return out
 
 
@@ -126,12 +130,35 @@ def forward(rec, op, parents, ins, attrs, attr_src, name):
         fn = "concatenate" if op is ops.Concat else "stack"
         rec.emit(f"{name} = np.{fn}(({args}, ), axis={attr_src.get('axis', '0')})")
         return None
+    if op is ops.CrossEntropy and _cross_entropy_active() and parents[0]._data.ndim == 2:
+        return _cross_entropy(rec, ins[0], attrs, attr_src, name)
     if op is ops.Reshape and active("reshape", "forward") and active("reshape", "backward"):
         rec.emit(f"{name} = {ins[0]}.reshape({attr_src['shape']})")
         return None
     saved = rec.new("s")
     kw = "".join(f", {k}={v}" for k, v in attr_src.items())
     rec.emit(f"{name}, {saved} = {rec.const(op.forward)}({args}{kw})")
+    return saved
+
+
+def _cross_entropy_active():
+    return all(active("cross_entropy", w) for w in ("forward", "backward",
+                                                     "softmax_minus_onehot"))
+
+
+def _cross_entropy(rec, z, attrs, attr_src, name):
+    """CrossEntropy.forward written out; its rows (np.arange of the targets' length, which
+    the key's shapes fix) made once. Returns the name of the saved (targets, lse, reduction)."""
+    targets, reduction = attrs["targets"], attrs.get("reduction", "mean")
+    rows = rec.const(np.arange(len(targets)))
+    tsrc = attr_src["targets"]
+    m, e, lse, saved = rec.new("v"), rec.new("v"), rec.new("v"), rec.new("s")
+    losses = f"({lse} - {z}[{rows}, {tsrc}])"
+    rec.emit(f"{m} = {z}.max(axis=1, keepdims=True)\n{e} = {z} - {m}\nnp.exp({e}, out={e})\n"
+             f"{lse} = np.log({e}.sum(axis=1)) + {m}[:, 0]\n"
+             f"{name} = {losses}{'.mean()' if reduction == 'mean' else '.sum()' if reduction == 'sum' else ''}\n"
+             f"{saved} = ({tsrc}, {lse}, {reduction!r})")
+    rec.ce_rows[saved] = (rows, lse)
     return saved
 
 
@@ -159,6 +186,26 @@ def _unary(expr):
 
 def _bw_tanh(rec, t, info, g, out):
     return [_g(rec, out[0], f"{g.name} * {rec.rowwise(t._data, info.name, '(1 - {x} * {x})')}")]
+
+
+def _bw_cross_entropy(rec, t, info, g, out):
+    """CrossEntropy.backward and xp.softmax_minus_onehot written out, for a forward the
+    emitter above wrote (its rows constant)."""
+    written = rec.ce_rows.get(info.saved)
+    if written is None:
+        return None
+    (rows, lse), (targets, _, reduction) = written, t.saved
+    tsrc = info.attrs["targets"]
+    p = rec.new("v")
+    if reduction == "mean":
+        scale = f"{g.name} / {rec.const(out[0].dtype.type(len(targets)))}"
+    elif reduction == "sum":
+        scale = g.name
+    else:
+        scale = f"{g.name}[:, None]"
+    rec.emit(f"{p} = {info.ins[0]} - {lse}[:, None]\nnp.exp({p}, out={p})\n"
+             f"{p}[{rows}, {tsrc}] -= 1")
+    return [_g(rec, out[0], f"np.multiply({p}, {scale}, out={p})")]
 
 
 def _bw_add(rec, t, info, g, out):
@@ -305,6 +352,7 @@ BACKWARD = {
     "getitem": _bw_getitem, "reshape": _bw_reshape, "squeeze": _bw_reshape,
     "expand_dims": _bw_reshape, "transpose": _bw_transpose, "stack": _bw_stack,
     "concat": _bw_concat, "sum": _bw_sum, "mean": _bw_mean,
+    "cross_entropy": _bw_cross_entropy,
 }
 
 

@@ -15,6 +15,7 @@ eager's, recording never changes them), and compile falls back to eager for that
 import numpy as np
 
 from ..autograd import next_seq
+from ..nn.module import Module
 from .reroll import reroll as rerolled
 
 try:
@@ -77,6 +78,8 @@ class Recorder:
         self.rows = {}                      # id(array) -> (it, name of a stack of it, row, stack)
         self.derived = {}                   # (stack name, expr) -> name of expr of the stack
         self.row_lists = {}                 # buffer name -> name of the list of its rows
+        self.guarded = set()                # ids of the modules the plan's guards check
+        self.ce_rows = {}                   # saved name of a written cross_entropy -> its rows
         for i, a in enumerate(flat_args):
             from ..tensor import Tensor
             if isinstance(a, Tensor):
@@ -295,6 +298,10 @@ class Recorder:
 
     def record_call(self, fn, args, kwargs, result):
         """A call the plan makes as a whole (optimizer step, zero_grad, clipping)."""
+        if fn is _ZERO_GRAD and len(args) == 1 and not kwargs and \
+                id(args[0]) in self.guarded:      # its parameters are guarded: a fixed list
+            self.emit(f"{self.const(_none_grads)}({self.const(list(args[0].parameters()))})")
+            return
         src = ", ".join([self.call_value(a) for a in args] +
                         [f"{k}={self.call_value(v)}" for k, v in kwargs.items()])
         if isinstance(result, (ndarray, float, int)) and not isinstance(result, bool):
@@ -325,6 +332,15 @@ class Recorder:
         body = self.preamble + lines + [f"return {out_src}"]
         return "def plan(ARGS):\n" + "".join(
             "    " + line.replace("\n", "\n    ") + "\n" for line in body).replace(M, "")
+
+
+_ZERO_GRAD = Module.zero_grad          # before a trace patches it
+
+
+def _none_grads(params):
+    """Module.zero_grad on a module whose parameters the plan guards (not its generator)."""
+    for p in params:
+        p.grad = None
 
 
 from . import emit  # noqa: E402  (emit imports Poison from here)

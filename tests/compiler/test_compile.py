@@ -336,6 +336,29 @@ def test_guards_retrace_on_shape_dtype_grad_mode_and_parameters():
     assert same(out, step(rng.standard_normal((2, 1, 3))) * 0 + out)
 
 
+def test_zero_grad_of_a_guarded_module_clears_the_parameters_it_has_now():
+    """model.zero_grad() replays as a fixed list of the parameters (the module guards hold
+    them); a parameter swapped in retraces, and its .grad is cleared, not accumulated."""
+    model = nn.Linear(3, 2)
+
+    def step(x):
+        model.zero_grad()
+        loss = model(x).sum()
+        loss.backward()
+        return loss
+    compiled = mt.compile(step)
+    x = mt.tensor(rng.standard_normal((4, 3)))
+    for _ in range(3):
+        compiled(x)
+    np.testing.assert_array_equal(model.weight.grad, np.tile(x.data.sum(0), (2, 1)))
+    model.weight = nn.Parameter(np.ones((2, 3)))
+    model.weight.grad = np.full((2, 3), 100.0)
+    compiled(x)
+    compiled(x)
+    assert compiled.counts == {"replayed": 3, "traced": 2, "eager": 0}
+    np.testing.assert_array_equal(model.weight.grad, np.tile(x.data.sum(0), (2, 1)))
+
+
 def test_bounded_cache_and_retrace_limit():
     w = mt.tensor(rng.standard_normal(1))
 
