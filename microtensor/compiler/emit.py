@@ -108,9 +108,15 @@ def forward(rec, op, parents, ins, attrs, attr_src, name):
             and active("getitem", "backward"):
         rec.emit(f"{name} = {ins[0]}[{attr_src['index']}]")
         return None
-    if (op is ops.Linear or op is LinearAdd) and parents[0]._data.ndim == 2 \
-            and active(op.name, "forward") and active(op.name, "backward"):
-        rec.emit(f"{name} = {ins[0]} @ {rec.transposed(ins[1])}")
+    if (op is ops.Linear or op is LinearAdd) and parents[0]._data.ndim >= 2 \
+            and parents[1]._data.ndim == 2 and active(op.name, "forward") and \
+            active(op.name, "backward"):
+        x, w = parents[0]._data, parents[1]._data
+        if x.ndim == 2:
+            rec.emit(f"{name} = {ins[0]} @ {rec.transposed(ins[1])}")
+        else:
+            rec.emit(f"{name} = ({ins[0]}.reshape(-1, {x.shape[-1]}) @ "
+                     f"{rec.transposed(ins[1])}).reshape({x.shape[:-1] + w.shape[:1]!r})")
         if len(ins) == 3:
             rec.emit(f"{name} += {ins[2]}")
         return None

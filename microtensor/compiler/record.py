@@ -135,18 +135,55 @@ class Recorder:
         S, computed once for every row: an elementwise op gives each element the bits it
         gives that element alone. A backward that reads T rows of one stack (tanh's 1 − y²
         in an unrolled RNN) then makes one call instead of T."""
-        row = self.rows.get(id(a))
-        if row is None or a.ndim == 0:
+        row = self._row(a)
+        if row is None:                             # (or written since: not a row any more)
             return expr.format(x=name)
-        _, whole_name, k, whole = row
-        if whole[k].tobytes() != a.tobytes():       # written since (an in-place op): not a row
-            return expr.format(x=name)
+        whole_name, k, _ = row
         key = (whole_name, expr)
         d = self.derived.get(key)
         if d is None:
             d = self.derived[key] = self.new("d")
             self.emit(f"{d} = {expr.format(x=whole_name)}")
         return f"{d}[{M}{k}{M}]"
+
+    def _row(self, a):
+        """(stack name, row k, stack) if array a is still row k of an array the plan
+        stacked (Stack's copy: the same bits), else None."""
+        row = self.rows.get(id(a))
+        if row is None or a.ndim == 0 or row[3][row[2]].tobytes() != a.tobytes():
+            return None
+        return row[1:]
+
+    def concatenated(self, vals):
+        """Source for np.concatenate of vals (Vals of 2-D arrays along axis 0). A run of
+        four or more that are consecutive rows of one stack S, in either direction, is read
+        as a slice of S reshaped: the same elements in the same order, one copy (or none)
+        instead of an array per row (an RNN's Whh gradient pairs every step's ∂h with the
+        previous state)."""
+        parts, i = [], 0
+        while i < len(vals):
+            first = self._row(vals[i].real)
+            j = i + 1
+            if first is not None and i + 1 < len(vals):
+                nxt = self._row(vals[i + 1].real)
+                step = nxt[1] - first[1] if nxt is not None and nxt[0] == first[0] else 0
+                if step in (1, -1):
+                    while j < len(vals):
+                        r = self._row(vals[j].real)
+                        if r is None or r[0] != first[0] or r[1] != first[1] + step * (j - i):
+                            break
+                        j += 1
+            if j - i >= 4:
+                a, b = first[1], first[1] + step * (j - i)
+                stop = "" if b < 0 else b
+                sl = f"{a}:{stop}" if step == 1 else f"{a}:{stop}:-1"
+                parts.append(f"{first[0]}[{sl}].reshape(-1, {vals[i].real.shape[-1]})")
+            else:
+                parts.extend(v.name for v in vals[i:j])
+            i = j
+        if len(parts) == 1 and len(vals) > 1:
+            return parts[0]
+        return f"np.concatenate([{', '.join(parts)}])"
 
     def plain_const(self, v):
         """A global name for an index of ints, slices, None and ... (one per value: no slice

@@ -58,8 +58,7 @@ class SymOuter:
         else:
             real = np.concatenate([v.real for v in self.a]).T @ \
                 np.concatenate([v.real for v in self.b])
-            expr = (f"np.concatenate([{', '.join(v.name for v in self.a)}]).T @ "
-                    f"np.concatenate([{', '.join(v.name for v in self.b)}])")
+            expr = f"{rec.concatenated(self.a)}.T @ {rec.concatenated(self.b)}"
         d = Val(real, rec.computed(real, "o"))
         rec.emit(f"{d.name} = {expr}")
         if self.acc is not None:
