@@ -191,7 +191,9 @@ def _unary(expr):
 
 
 def _bw_tanh(rec, t, info, g, out):
-    return [_g(rec, out[0], f"{g.name} * {rec.rowwise(t._data, info.name, '(1 - {x} * {x})')}")]
+    d = rec.rowwise(t._data, info.name, "(1 - {x} * {x})",      # y·y, then 1 − that
+                    "{d} = {x} * {x}\nnp.subtract(1, {d}, out={d})")
+    return [_g(rec, out[0], f"{g.name} * {d}")]
 
 
 def _bw_cross_entropy(rec, t, info, g, out):

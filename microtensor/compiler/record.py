@@ -129,11 +129,12 @@ class Recorder:
             self.preamble.append(f"{t} = {name}.T")
         return t
 
-    def rowwise(self, a, name, expr):
+    def rowwise(self, a, name, expr, whole):
         """Source for the elementwise expr (of "{x}") of array a, named name. Where a is row k
-        of an array S the plan stacked (Stack's copy: the same bits), `D[k]` of D = expr of
-        S, computed once for every row: an elementwise op gives each element the bits it
-        gives that element alone. A backward that reads T rows of one stack (tanh's 1 − y²
+        of an array S the plan stacked (Stack's copy: the same bits), `D[k]` of D computed
+        once for every row by the statements whole (of "{x}" and "{d}": the same ufuncs in the
+        same order as expr, into D in place): an elementwise op gives each element the bits
+        it gives that element alone. A backward that reads T rows of one stack (tanh's 1 − y²
         in an unrolled RNN) then makes one call instead of T."""
         row = self._row(a)
         if row is None:                             # (or written since: not a row any more)
@@ -143,7 +144,7 @@ class Recorder:
         d = self.derived.get(key)
         if d is None:
             d = self.derived[key] = self.new("d")
-            self.emit(f"{d} = {expr.format(x=whole_name)}")
+            self.emit(whole.format(x=whole_name, d=d))
         return f"{d}[{M}{k}{M}]"
 
     def _row(self, a):

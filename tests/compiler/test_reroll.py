@@ -274,5 +274,5 @@ def test_stacked_tanh_states_give_one_derivative_call_and_row_lists():
     idx = rng.integers(0, 5, size=(26, 2))
     args = (np.eye(5)[idx[:-1]], idx[1:])
     src = run_both(_vanilla_setup(25), [args, args]).last_source
-    assert src.count("(1 - ") == 1 and " * (1 - " not in src
+    assert src.count("np.subtract(1, ") == 1 and "(1 - " not in src
     assert src.count(" = list(z") == 1
