@@ -1,6 +1,8 @@
 """Loop rerolling (microtensor/compiler/reroll.py): a plan's repeated blocks run as loops make
 the same calls on the same values in the same order as the statements they stand for, and a
 compiled step that uses them stays bitwise eager's."""
+import re
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ import microtensor.compiler as compiler
 from microtensor import models
 from microtensor.compiler.reroll import reroll
 
-from .helpers import run_both
+from .helpers import run_both, same
 from .test_compile import MGU, UserLSTM, _cell_setup, classifier_setup
 
 rng = np.random.default_rng(7)
@@ -276,3 +278,31 @@ def test_stacked_tanh_states_give_one_derivative_call_and_row_lists():
     src = run_both(_vanilla_setup(25), [args, args]).last_source
     assert src.count("np.subtract(1, ") == 1 and "(1 - " not in src
     assert src.count(" = list(z") == 1
+    assert re.search(r"= K\d+\((v\d+), out=\1\)", src)       # tanh over its pre-activation
+
+
+def test_a_ufunc_writes_over_an_input_only_when_nothing_reads_it_after():
+    """rec._write_over: `y = tanh(x)` over x when x is read by nothing after; not when x is
+    returned, read by a later op, or a view of it exists."""
+    w = mt.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+
+    def step(x):
+        a = x + w                   # read once, by tanh: written over
+        b = x - w                   # returned: kept
+        c = x + 2 * w               # read by tanh and by the sum: kept (2 * w: written over)
+        d = x - 3 * w               # viewed by e: kept (3 * w: written over)
+        e = d[0]
+        loss = (a.tanh().sum() + b.tanh().sum() + c.tanh().sum() + c.sum() + d.tanh().sum()
+                + e.sum())
+        loss.backward()
+        return loss.detach(), b.detach()
+    compiled = mt.compile(step)
+    x = mt.tensor(rng.standard_normal((3, 3)))
+    for _ in range(2):
+        w.grad = None
+        want, want_b = step(x)
+        g = w.grad.copy()
+        w.grad = None
+        got, got_b = compiled(x)
+        assert same(want, got) and same(want_b, got_b) and same(g, w.grad)
+    assert len(re.findall(r"out=", compiled.last_source)) == 3
