@@ -202,35 +202,38 @@ class Recorder:
         array is a view of it, and no statement but its own, in-place updates of it before
         (`y += b`) and this one mentions it, nor does the tail: nothing reads y after, so
         an elementwise ufunc writing over it gives every other statement the same arrays."""
-        if not self.over:
-            return
-        uses = {}
-        for i, line in enumerate(self.lines):
-            for tok in line.split(M)[1::2]:
-                uses.setdefault(tok, []).append(i)
         in_tail = set(tail.split(M)[1::2])
+        found = []                                  # (line, [(y, plain name, array)]) to check
+        for c, ins, arrays, result in self.over:
+            ys = [(y, y.strip(M), a) for y, a in zip(ins, arrays)
+                  if y[1:2] in ("v", "g") and isinstance(a, ndarray) and a.base is None and
+                  a is not result and a.shape == result.shape and a.dtype == result.dtype and
+                  a.flags.c_contiguous and self.names.get(id(a)) == y]
+            ys = [(y, p, a) for y, p, a in ys if p[1:].isdigit() and p not in in_tail]
+            if ys:
+                found.append((c, ys))
+        if not found:
+            return
+        wanted = {plain for _, ys in found for _, plain, _ in ys}
+        uses = {}                                   # name -> the lines mentioning it
+        for i, line in enumerate(self.lines):
+            for tok in wanted.intersection(line.split(M)[1::2]):
+                uses.setdefault(tok, set()).add(i)
         viewed = {id(a.base) for _, a in self.named if isinstance(a, ndarray) and
                   a.base is not None}
-        for c, ins, arrays, result in self.over:
-            for y, a in zip(ins, arrays):
-                plain = y.strip(M)
-                if plain[:1] not in ("v", "g") or not plain[1:].isdigit() or plain in in_tail or \
-                        not isinstance(a, ndarray) or a.base is not None or \
-                        not a.flags.c_contiguous or a.shape != result.shape or \
-                        a.dtype != result.dtype or a is result or id(a) in viewed or \
-                        self.names.get(id(a)) != y:
+        for c, ys in found:
+            for y, plain, a in ys:
+                if id(a) in viewed:
                     continue
-                lines = sorted(set(uses.get(plain, ())))
-                if not lines or lines[-1] != c:
+                lines = sorted(uses.get(plain, ()))
+                if len(lines) < 2 or lines[-1] != c or not self.lines[c].endswith(")"):
                     continue
                 d, *between = lines[:-1]
                 if not self.lines[d].startswith(f"{y} = ") or any(
                         not self.lines[i].startswith((f"{y} += ", f"{y} -= ", f"{y} *= "))
                         for i in between):
                     continue
-                line = self.lines[c]
-                assert line.endswith(")")
-                self.lines[c] = f"{line[:-1]}, out={y})"
+                self.lines[c] = f"{self.lines[c][:-1]}, out={y})"
                 break
 
     def plain_const(self, v):
