@@ -228,9 +228,11 @@ class Sigmoid(Op):
 
     @staticmethod
     def forward(a):
-        # e^−|a| never overflows; the two branches are the same function for a ≥ 0 and a < 0
+        # e^−|a| never overflows; σ is 1/(1 + e) for a ≥ 0 and e/(1 + e) below, the same
+        # function: one division of the chosen numerator (each element's bits are those of
+        # its branch's division), 7 NumPy calls instead of 9
         e = np.exp(-np.abs(a))
-        return np.where(a >= 0, 1 / (1 + e), e / (1 + e)), None
+        return np.where(a >= 0, np.ones((), e.dtype), e) / (1 + e), None
 
     @staticmethod
     def backward(ctx, g):
