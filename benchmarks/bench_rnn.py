@@ -19,7 +19,8 @@ Prints five Markdown tables, with the issues' targets beside microtensor's rows:
      compiled against eager. torch.compile takes 20–45 s to compile each size and dtype here:
      --no-torch-compile leaves it out; --compiled prints only this table.
 
-Method: single-threaded BLAS (OMP/MKL/OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1)). Every
+Method: single-threaded BLAS (OMP/MKL/OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1)); table 5
+runs pinned to one CPU, since XLA's thread flags alone do not keep jax.jit on one core. Every
 implementation is first checked equal to the reference (loss and all five gradients, max relative
 error ≤ 1e-10 in float64, ≤ 1e-4 in float32); one that is not is reported and not timed. Timed
 implementations run interleaved, one call each per round in a rotating order, after a warm-up
@@ -362,17 +363,35 @@ def _seconds(t):
     return f"{t * 1e3:.0f} ms" if t < 1 else f"{t:.1f} s"
 
 
+def _one_core():
+    """Pin this process, every thread of it, to one CPU; the CPU set before (None where the
+    OS cannot pin). XLA's flags alone leave jax.jit using both cores of this machine (CPU/wall
+    1.2 at H=100, 1.9 at H=1024 in one run): pinned, every row is single-threaded."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(before)})
+    return before
+
+
 def bench_compiled(quick, with_torch_compile=True):
-    """Rows of issue 17's table, each implementation verified against the hand BPTT first."""
+    """Rows of issue 17's table, each implementation verified against the hand BPTT first,
+    the process pinned to one CPU."""
     has_jax = _jax_single_threaded()
     with_torch_compile = with_torch_compile and torch is not None
     cold = None
     if with_torch_compile:          # Inductor's on-disk caches empty: compile times are cold
         cold = tempfile.TemporaryDirectory(prefix="bench-inductor-", ignore_cleanup_errors=True)
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cold.name
+    cpus = _one_core()
     try:
-        return _bench_compiled(quick, has_jax, with_torch_compile)
+        rows, notes = _bench_compiled(quick, has_jax, with_torch_compile)
+        notes.insert(0, f"pinned to CPU {max(cpus)} of {sorted(cpus)}" if cpus else
+                        "not pinned to one CPU (no os.sched_setaffinity here)")
+        return rows, notes
     finally:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
         if cold is not None:
             os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
             cold.cleanup()

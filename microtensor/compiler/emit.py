@@ -103,7 +103,7 @@ def forward(rec, op, parents, ins, attrs, attr_src, name):
     args = ", ".join(ins)
     if op.ufunc is not None and not attrs:
         rec.emit(f"{name} = {rec.const(op.ufunc)}({args})")
-        rec.may_write_over(name, ins, [p._data for p in parents])
+        rec.may_write_over(name, ins, parents)
         return None
     if op is ops.GetItem and _plain_index(attrs["index"]) and active("getitem", "forward") \
             and active("getitem", "backward"):

@@ -187,12 +187,13 @@ class Recorder:
             return parts[0]
         return f"np.concatenate([{', '.join(parts)}])"
 
-    def may_write_over(self, name, ins, arrays):
+    def may_write_over(self, name, ins, parents):
         """The last line, `name = ufunc(*ins)`, may write its result over one of its inputs
-        (finish_source decides: see _write_over)."""
+        (finish_source decides: see _write_over). Not for a result under OVER_BYTES: NumPy
+        hands out so small a block from its own cache, and checking costs more than that."""
         result = self.named[-1][1]
-        if isinstance(result, ndarray) and result.ndim:
-            self.over.append((len(self.lines) - 1, ins, arrays, result))
+        if isinstance(result, ndarray) and result.nbytes >= OVER_BYTES:
+            self.over.append((len(self.lines) - 1, ins, [p._data for p in parents], result))
 
     def _write_over(self, tail):
         """FAST PATH: `x = ufunc(y)` written as `x = ufunc(y, out=y)`, saving an allocation
@@ -424,6 +425,7 @@ class Recorder:
 
 
 _ZERO_GRAD = Module.zero_grad          # before a trace patches it
+OVER_BYTES = 256                       # results smaller than this are not written over an input
 
 
 def _none_grads(params):

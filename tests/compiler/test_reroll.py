@@ -273,7 +273,7 @@ def test_stacked_tanh_states_give_one_derivative_call_and_row_lists():
     """An unrolled tanh RNN whose states are stacked: the plan computes 1 − h² once for the
     stack (rec.rowwise) and adds each step's ∂x_t into a row of its buffer through a list of
     the rows (walk._rows); the compiled step stays bitwise eager's."""
-    idx = rng.integers(0, 5, size=(26, 2))
+    idx = rng.integers(0, 5, size=(26, 4))
     args = (np.eye(5)[idx[:-1]], idx[1:])
     src = run_both(_vanilla_setup(25), [args, args]).last_source
     assert src.count("np.subtract(1, ") == 1 and "(1 - " not in src
@@ -283,8 +283,9 @@ def test_stacked_tanh_states_give_one_derivative_call_and_row_lists():
 
 def test_a_ufunc_writes_over_an_input_only_when_nothing_reads_it_after():
     """rec._write_over: `y = tanh(x)` over x when x is read by nothing after; not when x is
-    returned, read by a later op, or a view of it exists."""
-    w = mt.tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    returned, read by a later op, or a view of it exists; not for a result too small to be
+    worth it (record.OVER_BYTES)."""
+    w = mt.tensor(rng.standard_normal((8, 8)), requires_grad=True)
 
     def step(x):
         a = x + w                   # read once, by tanh: written over
@@ -297,7 +298,7 @@ def test_a_ufunc_writes_over_an_input_only_when_nothing_reads_it_after():
         loss.backward()
         return loss.detach(), b.detach()
     compiled = mt.compile(step)
-    x = mt.tensor(rng.standard_normal((3, 3)))
+    x = mt.tensor(rng.standard_normal((8, 8)))
     for _ in range(2):
         w.grad = None
         want, want_b = step(x)
@@ -306,3 +307,7 @@ def test_a_ufunc_writes_over_an_input_only_when_nothing_reads_it_after():
         got, got_b = compiled(x)
         assert same(want, got) and same(want_b, got_b) and same(g, w.grad)
     assert len(re.findall(r"out=", compiled.last_source)) == 3
+    small = mt.compile(step)
+    w.grad, w.data = None, w.data[:2, :2].copy()
+    small(mt.tensor(rng.standard_normal((2, 2))))           # 32 bytes: not written over
+    assert "out=" not in small.last_source
