@@ -492,7 +492,9 @@ def _bench_compiled(quick, has_jax, with_torch_compile):
                     met = c <= 1.02 * ho and (jx is None or c <= 0.95 * jx)
                 else:
                     met = c <= 1.02 * ho and (jx is None or c < jx)
-            row.update(target=target, met=_met(bool(met)) if met is not None else "")
+            how = "" if met is None else f" ({c / ho:.2f}× hoisted" + (
+                "" if jx is None else f", {c / jx:.2f}× jax.jit") + ")"
+            row.update(target=target, met=_met(bool(met)) + how if met is not None else "")
             rows.append(row)
     # the README's MGU cell and models.LSTM
     for kind in ("mgu", "lstm"):

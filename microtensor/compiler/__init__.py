@@ -6,7 +6,10 @@ record becomes the source of one Python function, the plan, of NumPy calls only:
 no heap, no dict per op. A block of statements the record repeats (an unrolled step: T
 bodies forward, T in reverse backward) is written once, as a loop over per-step lists
 (reroll.py). Later calls whose guards hold run the plan. Its results are bitwise eager's:
-the same NumPy calls on the same arrays in the same order.
+the same NumPy calls on the same arrays in the same order, or where a cheaper form gives every
+element the same bits, that form (a stack's rows read as a slice, an elementwise derivative
+computed once for a stack, a row buffer indexed through a list of views, an elementwise op
+writing over a dead input: each a FAST PATH in record.py or walk.py, its invariant beside it).
 
 Guards. The cache key: grad mode; for every argument (tuples, lists and dicts are walked)
 its kind, and a Tensor's or array's shape, dtype, strides and requires_grad; Python numbers,
