@@ -62,9 +62,10 @@ PINNED = {
     ('expand_dims', 'backward'): '21031c841777990e',
     ('transpose', 'backward'): 'd37e1da942b2a611',
     ('stack', 'backward'): '6f6a95471757e0d1',
+    ('stack', 'one_copy'): '48a8a5fe3a806d1f',   # the fast path's test, which forward calls
     ('concat', 'forward'): '0ab18c6ebe3eeb3a',
     ('concat', 'backward'): 'e3b3f806629fe7e4',
-    ('stack', 'forward'): '6da3d6f4b26776ad',
+    ('stack', 'forward'): '055e7e205750a9c1',
     ('sum', 'backward'): 'd23513ccf445f75a',
     ('mean', 'backward'): '3fc62e54e623ff20',
     ('cross_entropy', 'forward'): 'fe29d3299bff63d5',
@@ -78,8 +79,8 @@ def current_fingerprints():
     out = {}
     for (name, which) in PINNED:
         op = ops.REGISTRY[name]
-        out[(name, which)] = fingerprint(getattr(op, which) if which in ("forward", "backward")
-                                         else getattr(ops.xp, which))
+        fn = getattr(op, which, None) or getattr(ops.xp, which)    # the op's, or a helper's
+        out[(name, which)] = fingerprint(fn)
     return out
 
 
@@ -124,12 +125,9 @@ def forward(rec, op, parents, ins, attrs, attr_src, name):
     if (op is ops.Concat or op is ops.Stack) and active(op.name, "forward") and \
             active(op.name, "backward"):            # the backward reads t.saved: a constant
         arrays = [p._data for p in parents]
-        first = arrays[0]
-        if op is ops.Stack and attrs.get("axis", 0) == 0 and first.ndim and all(
-                type(a) is ndarray and a.shape == first.shape and a.dtype == first.dtype
-                for a in arrays):                   # Stack.forward's fast path
+        if op is ops.Stack and op.one_copy(arrays, attrs.get("axis", 0)):   # its fast path
             rec.emit(f"{name} = np.concatenate(({args}, )).reshape("
-                     f"{(len(arrays),) + first.shape!r})")
+                     f"{(len(arrays),) + arrays[0].shape!r})")
             whole = rec.named[-1][1]                # this stack's output (rec.computed)
             for k, a in enumerate(arrays):          # a is row k of it (rec.rowwise)
                 rec.rows.setdefault(id(a), (a, name, k, whole))

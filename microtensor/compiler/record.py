@@ -162,19 +162,17 @@ class Recorder:
         as a slice of S reshaped: the same elements in the same order, one copy (or none)
         instead of an array per row (an RNN's Whh gradient pairs every step's ∂h with the
         previous state)."""
+        rows = [self._row(v.real) for v in vals]
         parts, i = [], 0
         while i < len(vals):
-            first = self._row(vals[i].real)
-            j = i + 1
-            if first is not None and i + 1 < len(vals):
-                nxt = self._row(vals[i + 1].real)
-                step = nxt[1] - first[1] if nxt is not None and nxt[0] == first[0] else 0
-                if step in (1, -1):
-                    while j < len(vals):
-                        r = self._row(vals[j].real)
-                        if r is None or r[0] != first[0] or r[1] != first[1] + step * (j - i):
-                            break
-                        j += 1
+            first, j, step = rows[i], i + 1, 0
+            if first is not None and j < len(vals) and rows[j] is not None and \
+                    rows[j][0] == first[0]:
+                step = rows[j][1] - first[1]
+            if step in (1, -1):                     # extend the run while rows follow on
+                while j < len(vals) and rows[j] is not None and rows[j][0] == first[0] and \
+                        rows[j][1] == first[1] + step * (j - i):
+                    j += 1
             if j - i >= 4:
                 a, b = first[1], first[1] + step * (j - i)
                 stop = "" if b < 0 else b

@@ -311,3 +311,33 @@ def test_a_ufunc_writes_over_an_input_only_when_nothing_reads_it_after():
     w.grad, w.data = None, w.data[:2, :2].copy()
     small(mt.tensor(rng.standard_normal((2, 2))))           # 32 bytes: not written over
     assert "out=" not in small.last_source
+
+
+def test_concatenated_reads_runs_of_a_stacks_rows_as_one_slice():
+    """rec.concatenated: four or more consecutive rows of a stack, either way, become a slice
+    of it; a shorter run, another array, or a row written since stay as names. Every source
+    it gives evaluates to np.concatenate of the arrays."""
+    from microtensor.compiler.record import Recorder
+    from microtensor.compiler.walk import Val
+    rec = Recorder([])
+    S = rng.standard_normal((6, 2, 3))
+    rows = [S[k].copy() for k in range(6)]
+    for k, a in enumerate(rows):
+        rec.rows[id(a)] = (a, "S", k, S)
+    other = rng.standard_normal((2, 3))
+    written = rows[2].copy()
+    rec.rows[id(written)] = (written, "S", 2, S)
+    written[0, 0] += 1.0                                    # no longer row 2 of S
+    ns = {"np": np, "S": S, "x": other, "w": written, **{f"r{k}": a for k, a in enumerate(rows)}}
+    cases = [([0, 1, 2, 3, 4], "S[0:5].reshape(-1, 3)"),
+             ([5, 4, 3, 2, 1, 0, "x"], "np.concatenate([S[5::-1].reshape(-1, 3), x])"),
+             (["x", 1, 2, 3], "np.concatenate([x, r1, r2, r3])"),
+             ([0, 1, "w", 3, 4, 5], "np.concatenate([r0, r1, w, r3, r4, r5])"),
+             ([3, 2, 1, 0, 2, 3, 4, 5], "np.concatenate([S[3::-1].reshape(-1, 3), "
+                                        "S[2:6].reshape(-1, 3)])")]
+    for picks, want in cases:
+        names = [p if isinstance(p, str) else f"r{p}" for p in picks]
+        vals = [Val(ns[n], n) for n in names]
+        src = rec.concatenated(vals)
+        assert src == want
+        assert same(eval(src, ns), np.concatenate([ns[n] for n in names]))
