@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .tensor import Tensor, _leaf
+from .versions import GuardedArray, unwrap
 
 if TYPE_CHECKING:
     from ._types import DTypeLike, FloatDType, TensorLike
@@ -46,7 +47,11 @@ def as_tensor(data: TensorLike, dtype: DTypeLike | None = None) -> Tensor:
     returned as is, an ndarray of the right dtype is shared, not copied."""
     if isinstance(data, Tensor) and (dtype is None or data.dtype == dtype):
         return data
-    return _leaf(np.asarray(data._data if isinstance(data, Tensor) else data, dtype=dtype))
+    if isinstance(data, Tensor):
+        data = data._data
+    elif isinstance(data, GuardedArray):    # .data of a locked tensor: its array, shared
+        data = unwrap(data)
+    return _leaf(np.asarray(data, dtype=dtype))
 
 
 def _shape(shape):

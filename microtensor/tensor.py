@@ -12,7 +12,8 @@ from .autograd import OFF, STATE, TensorMeta, current_mode, next_seq, run_backwa
 from .errors import ArgumentError, DTypeError, GraphError, ShapeError, error_kind
 from .ops import (Abs, Add, Div, Exp, Log, MatMul, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub,
                   Tanh)
-from .versions import PRIVATE, expose, hand_out, lease_leaf, note_replace, note_write
+from .versions import (PRIVATE, GuardedArray, expose, hand_out, lease_leaf, note_replace,
+                       note_write, unwrap)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -72,16 +73,6 @@ def _lease_leaves(op, parents, t):
     for i, q in enumerate(parents):
         if q.op is None and q.saved is None and (guards is None or i in guards):
             lease_leaf(q, t)
-
-
-def _own_array(t: Tensor, value: np.ndarray) -> np.ndarray:
-    """value as an ndarray: t's own array when value is a view of all of it (x.data = x.data),
-    else a plain view of value (a subclass never becomes a tensor's array)."""
-    d = getattr(t, "_data", None)
-    if isinstance(d, ndarray) and value.base is d and value.shape == d.shape \
-            and value.strides == d.strides and value.dtype == d.dtype:
-        return d
-    return value.view(ndarray)
 
 
 def _unary_op(op: type[Op]) -> Callable[[Tensor], Tensor]:
@@ -199,7 +190,7 @@ def _leaf(data, requires_grad=False):
     """A leaf over data itself (no copy). Its array is a plain ndarray, also for a 0-d
     result (a NumPy scalar) or a GuardedArray (a plain view of the same memory)."""
     if type(data) is not ndarray:
-        data = np.asarray(data)
+        data = unwrap(data) if isinstance(data, GuardedArray) else np.asarray(data)
     t = _new(Tensor)
     t._data = data
     t.grad = t._meta = None
@@ -288,7 +279,7 @@ class Tensor:
         if not isinstance(value, ndarray):
             value = np.asarray(value)
         elif type(value) is not ndarray:        # a GuardedArray: .data handed it out while
-            value = _own_array(self, value)     # locked, so nothing wrote through it
+            value = unwrap(value)               # locked, so nothing wrote through it
             if value is getattr(self, "_data", None):
                 return                          # x.data = x.data: nothing changed
         try:

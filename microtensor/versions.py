@@ -203,6 +203,10 @@ def _lock_memory(arr, into):
         elif a.flags.writeable or _waiting.pop(key, None) is not None:
             a.setflags(write=False)
             _locked[key] = [a, 1]
+            ref = _views.get(key)           # the view .data handed out of it earlier: its
+            v = ref() if ref is not None else None      # write flag is its own, not a's
+            if v is not None:
+                v.setflags(write=False)
         else:
             continue
         into.append(a)
@@ -398,13 +402,29 @@ def hand_out(t):
     v = ref() if ref is not None else None
     if v is None or v.base is not d:        # one view per array, so x.data is x.data
         v = d.view(GuardedArray)
-        v._mt_name = t.name
+        v._mt_name, v._mt_source = t.name, d
         _views[id(d)] = weakref.ref(v)
     return v
 
 
-# id(locked array) -> a weak reference to the GuardedArray view handed out of it: it is made
-# writable again once the array is unlocked, as the array itself is.
+def unwrap(v: ndarray) -> ndarray:
+    """The plain array for GuardedArray v, wherever it becomes a tensor's (x.data = y.data,
+    mt.as_tensor(y.data)): the array it was handed out of, when v is all of it, so the tensor
+    shares it as it would have unlocked; else a plain view, registered to be made writable
+    again with its memory (a plain view of read-only memory would stay read-only for good)."""
+    d = getattr(v, "_mt_source", None)
+    if d is not None and v.shape == d.shape and v.strides == d.strides and \
+            v.__array_interface__["data"] == d.__array_interface__["data"]:
+        return d
+    p = v.view(ndarray)
+    if not p.flags.writeable and _is_locked(p):
+        _waiting[id(p)] = p                 # reopened by _unlock_all, as a released view
+    return p
+
+
+# id(array) -> a weak reference to the GuardedArray view handed out of it while it was
+# locked: made writable again when the array is unlocked, read-only again whenever it is
+# locked again (_lock_memory), for as long as the view lives.
 _views: dict = {}
 
 
@@ -415,10 +435,8 @@ def _reopen_views():
             del _views[key]
             continue
         d = v.base
-        if _is_locked(d) or not d.flags.writeable:
-            continue
-        del _views[key]
-        v.setflags(write=True)
+        if not v.flags.writeable and not _is_locked(d) and d.flags.writeable:
+            v.setflags(write=True)
 
 
 def _readers(arr):
@@ -453,7 +471,10 @@ def _refuse(v, what):
 
 
 def _translate(e, arrays, what):
-    """A NumPy read-only ValueError as GuardError, when one of arrays is a locked view."""
+    """A NumPy read-only ValueError as GuardError, when one of arrays is a locked view
+    (any other ValueError, a shape mismatch say, stays NumPy's own)."""
+    if "read-only" not in str(e):
+        return e
     for a in arrays:
         if isinstance(a, GuardedArray) and not a.flags.writeable and _is_locked(a.base):
             return _refuse(a, what)

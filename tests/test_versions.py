@@ -85,6 +85,65 @@ def test_a_guarded_view_is_the_same_array_reads_as_one_and_reopens_after_backwar
     assert x._data[0, 0] == 5.0 and type(x.data) is np.ndarray
 
 
+def test_a_view_handed_out_earlier_is_locked_again_by_the_next_graph():
+    """The view's write flag is its own: a graph that reads the array again locks the view
+    too, else a write through it would change what backward reads (∂(x·x) came out 10, not
+    2, from x = 1 written to 5)."""
+    x = mt.tensor(np.ones(3), requires_grad=True)
+    (x * x).sum().backward()                # a first graph, released
+    d = x.data
+    first = (x * x).sum()
+    d = x.data                              # handed out while locked
+    first.backward()
+    assert d.flags.writeable
+    x.grad = None
+    loss = (x * x).sum()                    # reads the array again
+    with pytest.raises(mt.GuardError, match=READ_ONLY):
+        d[:] = 5.0
+    with pytest.raises(mt.GuardError, match=READ_ONLY):
+        d += 1
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
+    assert d.flags.writeable
+
+
+def test_a_tensor_made_of_a_handed_out_view_shares_the_array_and_stays_writable():
+    """x.data = y.data and mt.as_tensor(y.data) while y is locked give x y's own array, as
+    they would unlocked; a part of it (y.data[1:]) reopens with y's memory after backward."""
+    y = mt.tensor(np.ones(4), requires_grad=True)
+    loss = (y * y).sum()
+    x = mt.tensor(np.zeros(4))
+    x.data = y.data
+    z, part = mt.as_tensor(y.data), mt.as_tensor(y.data[1:])
+    assert x._data is y._data and z._data is y._data and type(part._data) is np.ndarray
+    loss.backward()
+    assert part._data.flags.writeable
+    with mt.no_grad():
+        x += 1
+        part.zero_()
+    np.testing.assert_array_equal(y.data, [2.0, 0.0, 0.0, 0.0])
+    opt = mt.optim.SGD([mt.nn.Parameter(np.ones(4))], lr=0.1)
+    opt.params[0].data = y.data             # unlocked now: any tensor, and an optimizer on it
+    opt.params[0].grad = np.ones(4)
+    opt.step()
+    np.testing.assert_allclose(y.data, [1.9, -0.1, -0.1, -0.1])
+
+
+def test_numpy_errors_other_than_read_only_stay_numpys_own():
+    x = leaf(2, 4)
+    loss = (x * x).sum()
+    d = x.data
+    with pytest.raises(ValueError, match="cannot reshape") as e:
+        np.reshape(d, (7,))
+    assert not isinstance(e.value, mt.GuardError)
+    with pytest.raises(ValueError, match="not aligned") as e:
+        np.dot(d, d)
+    assert not isinstance(e.value, mt.GuardError)
+    with pytest.raises(mt.GuardError, match=READ_ONLY):
+        np.copyto(d, 0)
+    loss.backward()
+
+
 @pytest.mark.parametrize("make", [
     lambda x: x.tanh(), lambda x: x.exp(), lambda x: x.sigmoid(), lambda x: F.softmax(x),
     lambda x: x.relu(), lambda x: x.exp().sqrt(),
