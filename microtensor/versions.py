@@ -207,6 +207,7 @@ def _lock_memory(arr, into):
             v = ref() if ref is not None else None      # write flag is its own, not a's
             if v is not None:
                 v.setflags(write=False)
+                _waiting.pop(id(v), None)
         else:
             continue
         into.append(a)
@@ -226,6 +227,8 @@ def _unlock_all(arrays):
             freed = True
         except ValueError:                  # a view whose base is still locked: later
             _waiting[key] = a
+            continue
+        _reopen_view(key)
     if freed and _waiting:
         for k, v in list(_waiting.items()):
             try:
@@ -233,8 +236,7 @@ def _unlock_all(arrays):
             except ValueError:
                 continue
             del _waiting[k]
-    if _views:
-        _reopen_views()
+            _reopen_view(k)
 
 
 # The locks a node holds: id(node) -> [weak reference to it, locked arrays, leaves whose
@@ -403,8 +405,13 @@ def hand_out(t):
     if v is None or v.base is not d:        # one view per array, so x.data is x.data
         v = d.view(GuardedArray)
         v._mt_name, v._mt_source = t.name, d
-        _views[id(d)] = weakref.ref(v)
+        _views[id(d)] = weakref.ref(v, functools.partial(_view_gone, id(d)))
     return v
+
+
+def _view_gone(key, ref):
+    if _views.get(key) is ref:
+        del _views[key]
 
 
 def unwrap(v: ndarray) -> ndarray:
@@ -423,20 +430,21 @@ def unwrap(v: ndarray) -> ndarray:
 
 
 # id(array) -> a weak reference to the GuardedArray view handed out of it while it was
-# locked: made writable again when the array is unlocked, read-only again whenever it is
-# locked again (_lock_memory), for as long as the view lives.
+# locked: made writable again when the array is unlocked (_reopen_view), read-only again
+# whenever it is locked again (_lock_memory), for as long as the view lives.
 _views: dict = {}
 
 
-def _reopen_views():
-    for key, ref in list(_views.items()):
-        v = ref()
-        if v is None:
-            del _views[key]
-            continue
-        d = v.base
-        if not v.flags.writeable and not _is_locked(d) and d.flags.writeable:
+def _reopen_view(key):
+    """The array with this id was just unlocked: so is the view handed out of it, or, while
+    the memory it views is still locked, it waits with the views that are (_waiting)."""
+    ref = _views.get(key)
+    v = ref() if ref is not None else None
+    if v is not None and not v.flags.writeable:
+        try:
             v.setflags(write=True)
+        except ValueError:
+            _waiting[id(v)] = v
 
 
 def _readers(arr):

@@ -38,7 +38,7 @@ MIN_SAVED = 4          # a loop must stand for at least this many statements mor
 class Loop:
     """A rerolled block: statements [start, start + period·n) as n iterations."""
     __slots__ = ("index", "start", "period", "n", "var_of", "varcol", "buffered", "kinds",
-                 "lhs0", "slot_of_var")
+                 "slot_of_var")
 
     def __init__(self, index, start, period, n):
         self.index, self.start, self.period, self.n = index, start, period, n
@@ -46,7 +46,6 @@ class Loop:
         self.varcol = {}        # iteration-0 name -> the names it has in every iteration
         self.buffered = set()   # iteration-0 names whose every value later code reads
         self.kinds = None       # [slot][operand] -> how the operand is written
-        self.lhs0 = None        # [slot] -> the names iteration 0's statement defines
         self.slot_of_var = None  # iteration-0 name -> its slot
 
 
@@ -129,12 +128,11 @@ def _analyse(loop, keys, toks, defs, owner):
     not fit. False if what is left saves too little."""
     s, P, n = loop.start, loop.period, loop.n
     end = s + P * n
-    cols, lhs0, varcol, slot_of_var = [], [], {}, {}
+    cols, varcol, slot_of_var = [], {}, {}
     for j in range(P):
         col = list(zip(*toks[s + j:end:P]))
         cols.append(col)
         names = col[:_lhs(keys[s + j])]
-        lhs0.append([c[0] for c in names])
         for c in names:
             varcol[c[0]] = c
             slot_of_var[c[0]] = j
@@ -193,7 +191,7 @@ def _analyse(loop, keys, toks, defs, owner):
     loop.n = n
     loop.var_of = {name: kv for name, kv in var_of.items() if kv[0] < n}
     loop.varcol = {v: c[:n] for v, c in varcol.items()}
-    loop.kinds, loop.lhs0, loop.slot_of_var = kinds, lhs0, slot_of_var
+    loop.kinds, loop.slot_of_var = kinds, slot_of_var
     for row in kinds:
         for q, kind in enumerate(row):
             if kind[0] == "gather":
