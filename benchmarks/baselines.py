@@ -194,10 +194,9 @@ def torch_nn_rnn(params, xs, ys):
                                      "Why": out.weight, "bh": rnn.bias_ih_l0, "by": out.bias}))
 
 
-def torch_composed(params, xs, ys):
-    """The same per-step formulation as microtensor's model, written with torch tensors."""
+def _torch_step(p, x, y, T, B, h0, detach=False):
+    """The training step of torch_composed (and, detached, of torch_compiled)."""
     import torch
-    p, x, y, T, B, h0 = _torch_problem(params, xs, ys)
 
     def step():
         for t in p.values():
@@ -213,8 +212,14 @@ def torch_composed(params, xs, ys):
         logits = torch.stack(hs) @ p["Why"].T + p["by"]              # output projection, one matmul
         loss = torch.nn.functional.cross_entropy(logits.reshape(T * B, -1), y)
         loss.backward()
-        return loss
-    return Runner(step, _read_torch(p))
+        return loss.detach() if detach else loss
+    return step
+
+
+def torch_composed(params, xs, ys):
+    """The same per-step formulation as microtensor's model, written with torch tensors."""
+    p, x, y, T, B, h0 = _torch_problem(params, xs, ys)
+    return Runner(_torch_step(p, x, y, T, B, h0), _read_torch(p))
 
 
 TRAINING_STEP = {
@@ -340,21 +345,8 @@ def torch_compiled(params, xs, ys):
     import torch
     import torch._dynamo
     p, x, y, T, B, h0 = _torch_problem(params, xs, ys)
-
-    def step():
-        for t in p.values():
-            t.grad = None
-        xp = x @ p["Wxh"].T + p["bh"]
-        h, hs = h0, []
-        WhhT = p["Whh"].T
-        for xp_t in xp.unbind(0):
-            h = torch.tanh(xp_t + h @ WhhT)
-            hs.append(h)
-        logits = torch.stack(hs) @ p["Why"].T + p["by"]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(T * B, -1), y)
-        loss.backward()
-        return loss.detach()            # a returned loss whose graph backward consumed: refused
-
+    # detached: a returned loss whose graph backward consumed is refused
+    step = _torch_step(p, x, y, T, B, h0, detach=True)
     torch._dynamo.reset()               # no compiled code or recompile count from other sizes
     whole = hasattr(torch._dynamo.config, "trace_autograd_ops")
     start = time.perf_counter()

@@ -24,7 +24,10 @@ from .programs import Ref, array, const
 from .run import Report, execute
 from .vocab import CALLS
 
-FLAVOURS = ("backward", "grad", "sgd")
+FLAVOURS = ("backward", "grad", "sgd", "adam")
+# the optimizer flavours: the step updates the leaves as parameters
+OPTIMIZERS = {"sgd": (mt.optim.SGD, {"lr": 0.01, "momentum": 0.9}),
+              "adam": (mt.optim.Adam, {"lr": 0.01})}
 SCALE = 1.05
 CALLS_PER_CHECK = 3
 
@@ -59,13 +62,12 @@ def make_step(program, flavour, dtype="float64", calls=None):
                       isinstance(v, mt.Tensor) and v.requires_grad]
             return loss, mt.grad(loss, list(leaves) + values)
         return step, None
-    if flavour != "sgd":
+    if flavour not in OPTIMIZERS:
         raise ValueError(f"unknown flavour {flavour!r}")
     params = [mt.tensor(np.asarray(leaf.value, dtype=dtype), requires_grad=True)
               for leaf in p.leaves]
-    # SGD, not Adam: Adam's update fails on a 0-d parameter (np.multiply(..., out=<a
-    # NumPy scalar>)), and programs have 0-d leaves
-    opt = mt.optim.SGD(params, lr=0.01, momentum=0.9)
+    cls, kwargs = OPTIMIZERS[flavour]
+    opt = cls(params, **kwargs)                     # programs have 0-d leaves: Adam too
 
     def step():
         opt.zero_grad()
@@ -179,10 +181,12 @@ def to_python_compiled(program, flavour, dtype="float64"):
              f"eagerly and through mt.compile",
              "import numpy as np", "import microtensor as mt", "import microtensor.functional as F",
              "", f"DT, OTHER = mt.{dtype}, mt.{other}", "", ""]
-    if flavour == "sgd":
+    if flavour in OPTIMIZERS:
+        cls, kwargs = OPTIMIZERS[flavour]
         lines += ["def make():",
                   f"    {args}, = leaves = [{leaf_list.replace(' * scale', '')}]",
-                  "    opt = mt.optim.SGD(leaves, lr=0.01, momentum=0.9)", "",
+                  f"    opt = mt.optim.{cls.__name__}(leaves, "
+                  f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items())})", "",
                   "    def step():", "        opt.zero_grad()"]
         lines += [f"        {b}" for b in body]
         lines += ["        loss.backward()", "        opt.step()", "        return loss",
